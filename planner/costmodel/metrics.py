@@ -1,0 +1,112 @@
+"""Result types of the cost model (plain pydantic; JSON-ready)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Frozen(BaseModel):
+    """Immutable result record."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class StageMemoryGiB(Frozen):
+    """Memory per GPU of one pipeline device, GiB."""
+
+    weights: float
+    gradients: float
+    optimizer: float
+    activations: float
+    buffers: float
+    reserved: float
+    total: float
+    capacity: float
+    fits: bool
+
+
+class DeviceMetrics(Frozen):
+    """One pipeline device (a PP rank; all its TP/DP peers behave the same)."""
+
+    device: int
+    pool: str
+    site: str
+    gpu: str
+    layers: list[int]
+    """Layers of each of its virtual-stage chunks."""
+    fwd_s: float
+    """Forward time of one micro-batch (all chunks, exposed TP/CP/EP communication included)."""
+    bwd_s: float
+    """Backward (+ recompute) time of one micro-batch."""
+    busy_s: float
+    idle_s: float
+    memory: StageMemoryGiB
+
+
+class LinkUse(Frozen):
+    """Traffic on one WAN path per iteration."""
+
+    src_site: str
+    dst_site: str
+    bytes_per_iteration: float
+    busy_s: float
+    utilisation: float
+    bw_gbps: float
+    effective_gbps: float
+
+
+class TimeBreakdown(Frozen):
+    """Where the iteration time goes (seconds; the parts add up to ``iteration_s``)."""
+
+    compute_s: float
+    """Forward + backward + recompute kernels of the slowest device over all micro-batches."""
+    bubble_s: float
+    """Pipeline fill/drain and waiting for slower stages or links."""
+    exposed_comm_s: float
+    """TP/CP/EP collectives and pipeline transfers left on the critical path."""
+    dp_exposed_s: float
+    optimizer_s: float
+    overhead_s: float
+    iteration_s: float
+
+
+class EnergyMetrics(Frozen):
+    """Power, energy and their footprints."""
+
+    gpu_power_w: float
+    """Average board power per GPU over an iteration."""
+    it_power_w: float
+    """All GPUs plus node overheads."""
+    facility_power_w: float
+    power_by_site_w: dict[str, float]
+    energy_per_iteration_j: float
+    """Facility energy (x PUE) per iteration."""
+    energy_to_train_kwh: float
+    carbon_to_train_kg: float
+    water_to_train_l: float
+    cost_to_train_usd: float
+    cost_breakdown_usd: dict[str, float]
+
+
+class TrainingMetrics(Frozen):
+    """Every figure of one training job under one configuration."""
+
+    job: str
+    model: str
+    n_gpus: int
+    config: dict[str, object]
+    micro_batches: int
+    iteration_time_s: float
+    tokens_per_s: float
+    tokens_per_s_per_gpu: float
+    mfu: float
+    hfu: float
+    model_flops_per_token: float
+    bubble_fraction: float
+    time_to_train_h: float
+    breakdown: TimeBreakdown
+    devices: list[DeviceMetrics]
+    wan: list[LinkUse]
+    energy: EnergyMetrics
+    fits_memory: bool
+    warnings: list[str]

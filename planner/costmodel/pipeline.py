@@ -1,0 +1,32 @@
+"""Pipeline schedule time from per-device, per-micro-batch times.
+
+With ``m`` micro-batches, per-device forward+backward time ``T_d`` per micro-batch, ``v``
+virtual stages per device and a steady-state period ``P >= max_d T_d`` (the slowest device or
+the busiest pipeline link):
+
+    t_pipe = m * P + (sum_d T_d - max_d T_d) / v + t_fill
+
+For equal stages this is ``(m + (p - 1)/v) T``: the 1F1B/GPipe bubble ``(p-1)/m`` and the
+interleaved bubble ``(p-1)/(v m)`` of Narayanan et al. 2021 (Sec. 2.2). ``t_fill`` adds the
+point-to-point latency of the fill and drain crossings.
+"""
+
+from __future__ import annotations
+
+
+def pipeline_time(
+    device_times_s: list[float],
+    m: int,
+    vpp: int,
+    period_s: float | None = None,
+    fill_s: float = 0.0,
+) -> float:
+    """Time of one iteration's forward/backward passes through the pipeline."""
+    t_max = max(device_times_s)
+    period = max(t_max, period_s or 0.0)
+    return m * period + (sum(device_times_s) - t_max) / vpp + fill_s
+
+
+def bubble_fraction(pp: int, m: int, vpp: int) -> float:
+    """Ideal bubble share ``(p-1)/(v m + p - 1)`` of an iteration (equal stages)."""
+    return (pp - 1) / (vpp * m + pp - 1)

@@ -1,0 +1,139 @@
+"""Cost of one training job under one configuration and placement: the single source of truth.
+
+``evaluate_training`` composes the terms of the sibling modules:
+
+    T_d      = sum over the device's chunks and layers of (fwd + bwd + recompute kernels)
+               + exposed TP/CP/EP communication + (FSDP) exposed per-micro-batch gathers
+    t_pipe   = m * max(T_max, WAN occupancy per micro-batch) + (sum T_d - T_max)/v + fill
+    t_iter   = t_pipe + exposed DP communication + optimizer step + step overhead
+    tokens/s = B * s / t_iter;   MFU = model FLOPs/token * tokens/s / sum of dense peaks
+
+See docs/cost_model.md for every equation with its source.
+"""
+
+from __future__ import annotations
+
+from planner.costmodel import kernels
+from planner.costmodel.flops import embedding_params, layer_params
+from planner.costmodel.iteration import DeviceWork, assemble
+from planner.costmodel.layer import (
+    ACT_BYTES,
+    LayerCost,
+    LayerShape,
+    layer_comm_time,
+    layer_cost,
+)
+from planner.costmodel.memory import GRAD_BYTES
+from planner.costmodel.metrics import TrainingMetrics
+from planner.costmodel.placement import Placement, resolve_placement
+from planner.spec.cluster import Cluster
+from planner.spec.hardware import GpuSpec
+from planner.spec.model import ModelSpec
+from planner.spec.plan import TrainingConfig
+from planner.spec.workload import TrainingJob
+
+LOGIT_FWD_BYTES = 10.0
+"""Per logit element, forward: read BF16 logits, write FP32 softmax, read it for the loss
+(fused vocab-parallel cross-entropy, Megatron-LM ``cross_entropy.py``)."""
+LOGIT_BWD_BYTES = 6.0
+"""Per logit element, backward: read FP32 softmax, write BF16 gradient."""
+
+
+def split_layers(n_layers: int, chunks: int) -> list[int]:
+    """Most even split of ``n_layers`` over ``chunks``; the remainder goes to early chunks so
+    the last stage, which carries the LM head, gets the fewest."""
+    base, extra = divmod(n_layers, chunks)
+    return [base + (1 if i < extra else 0) for i in range(chunks)]
+
+
+def _shape(model: ModelSpec, job: TrainingJob, cfg: TrainingConfig, gpu: GpuSpec) -> LayerShape:
+    return LayerShape(
+        model=model,
+        gpu=gpu,
+        micro_batch=cfg.micro_batch,
+        seq_len=job.seq_len,
+        tp=cfg.tp,
+        cp=cfg.cp,
+        ep=cfg.ep,
+        sequence_parallel=cfg.sequence_parallel and cfg.tp > 1,
+        precision=cfg.precision or job.precision,
+        attention=cfg.attention,
+        recompute=cfg.recompute,
+        clock=kernels.clock_ratio(gpu, cfg.power_cap_w),
+    )
+
+
+def _device_work(
+    model: ModelSpec, job: TrainingJob, cfg: TrainingConfig, pl: Placement, chunk_layers: list[int]
+) -> list[DeviceWork]:
+    """Kernel time, exposed intra-stage communication, FLOPs and activations per device."""
+    devices = [DeviceWork(d, pl.gpu_of(d), []) for d in range(cfg.pp)]
+    starts = [sum(chunk_layers[:c]) for c in range(len(chunk_layers))]
+    cache: dict[tuple[str, bool], tuple[LayerCost, float, float]] = {}
+    for c, n in enumerate(chunk_layers):
+        dev = devices[c % cfg.pp]
+        dev.layers.append(n)
+        shape = _shape(model, job, cfg, dev.gpu)
+        for layer in range(starts[c], starts[c] + n):
+            key = (dev.gpu.id, model.is_moe_layer(layer))
+            if key not in cache:
+                lc = layer_cost(shape, layer)
+                links = pl.intra_stage_links(dev.index)
+                cf, cb = layer_comm_time(lc, shape, links.tp, links.ep, links.cp, lc.fwd.compute_s)
+                expose = 1.0
+                if cfg.overlap_tp_comm and shape.sequence_parallel:
+                    expose = 1.0 - dev.gpu.efficiency.tp_overlap
+                cache[key] = (lc, cf * expose, cb * expose)
+            lc, cf, cb = cache[key]
+            dev.fwd += lc.fwd
+            dev.bwd += lc.bwd + lc.recompute
+            dev.comm_fwd_s += cf
+            dev.comm_bwd_s += cb + (cf if cfg.recompute.value == "full" else 0.0)
+            dev.flops += lc.flops_fwd + lc.flops_bwd + lc.flops_recompute
+            dev.activation_bytes += lc.activation_bytes
+            dense, expert = layer_params(model, layer)
+            dev.dense_params += dense / cfg.tp
+            dev.expert_params += expert / (cfg.tp * cfg.ep)
+    _add_embedding_and_head(model, job, cfg, devices[0], devices[(len(chunk_layers) - 1) % cfg.pp])
+    return devices
+
+
+def _add_embedding_and_head(
+    model: ModelSpec, job: TrainingJob, cfg: TrainingConfig, first: DeviceWork, last: DeviceWork
+) -> None:
+    """Embedding lookup on the first device; final norm, LM head and loss on the last."""
+    tokens = cfg.micro_batch * job.seq_len / cfg.cp
+    h, vocab = model.hidden_size, model.vocab_size / cfg.tp
+    emb, head = embedding_params(model)
+    first.fwd += kernels.stream_time(first.gpu, tokens * h * ACT_BYTES)
+    first.bwd += kernels.stream_time(first.gpu, tokens * h * (ACT_BYTES + GRAD_BYTES))
+    first.dense_params += emb / cfg.tp
+    shape = _shape(model, job, cfg, last.gpu)
+    g, p, clk = last.gpu, shape.precision, shape.clock
+    last.fwd += kernels.gemm_time(g, tokens, vocab, h, p, clk)
+    last.fwd += kernels.stream_time(g, tokens * vocab * LOGIT_FWD_BYTES)
+    last.bwd += kernels.gemm_time(g, tokens, h, vocab, p, clk)
+    last.bwd += kernels.gemm_time(g, h, vocab, tokens, p, clk)
+    last.bwd += kernels.stream_time(g, tokens * vocab * LOGIT_BWD_BYTES)
+    last.flops += 3 * 2.0 * tokens * h * vocab
+    last.activation_bytes += tokens * vocab * (ACT_BYTES + GRAD_BYTES)
+    last.dense_params += (head if head else (emb if cfg.pp > 1 else 0.0)) / cfg.tp + h
+
+
+def evaluate_training(
+    job: TrainingJob,
+    model: ModelSpec,
+    cfg: TrainingConfig,
+    cluster: Cluster,
+    gpus: dict[str, GpuSpec],
+) -> TrainingMetrics:
+    """Every figure of ``job`` trained with ``cfg`` on ``cluster``.
+
+    ``gpus`` maps each GPU type id used by the cluster's pools to its spec. Raises
+    :class:`~planner.costmodel.placement.PlacementError` when the configuration cannot be
+    placed (missing pool, too few GPUs, stages left unplaced).
+    """
+    pl = resolve_placement(cfg, cluster, gpus, model.hidden_size)
+    chunk_layers = list(cfg.layers_per_stage or split_layers(model.n_layers, cfg.pp * cfg.vpp))
+    devices = _device_work(model, job, cfg, pl, chunk_layers)
+    return assemble(job, model, cfg, pl, devices, len(chunk_layers))

@@ -1,0 +1,1 @@
+"""Input specs: pydantic models for clusters, workloads, plans and the catalog entries."""

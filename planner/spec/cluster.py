@@ -1,0 +1,116 @@
+"""Cluster topology: sites, GPU pools and WAN links."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from planner.spec.base import Spec
+
+
+class Site(Spec):
+    """A datacenter with a facility power budget and its energy intensities and prices."""
+
+    id: str
+    power_budget_mw: float = Field(gt=0)
+    """Facility power budget (IT load x PUE must stay under it)."""
+    pue: float = Field(default=1.2, ge=1.0)
+    carbon_g_per_kwh: float = Field(default=400.0, ge=0)
+    water_l_per_kwh: float = Field(default=1.8, ge=0)
+    """Water use per kWh of IT energy (WUE, The Green Grid 2011)."""
+    electricity_usd_per_mwh: float = Field(default=80.0, ge=0)
+
+
+class GpuPool(Spec):
+    """Identical GPU nodes in one site."""
+
+    id: str
+    site: str
+    gpu: str
+    """GPU type id from the catalog (``models/gpus``)."""
+    nodes: int = Field(gt=0)
+    gpus_per_node: int = Field(default=8, gt=0)
+    intra_node_bw_gb_s: float | None = Field(default=None, gt=0)
+    """GPU-to-GPU bandwidth inside a node, GB/s per direction; defaults to the GPU's NVLink."""
+    inter_node_bw_gbps: float | None = Field(default=None, gt=0)
+    """Scale-out bandwidth per GPU, Gbit/s; defaults to the GPU's reference NIC."""
+    inter_node_latency_us: float = Field(default=5.0, ge=0)
+    node_idle_power_w: float = Field(default=1500.0, ge=0)
+    """Power of a node without its GPUs (CPUs, NICs, fans, storage) when running."""
+    usd_per_gpu_hour: float = Field(default=0.0, ge=0)
+
+    @property
+    def n_gpus(self) -> int:
+        """GPUs in the pool."""
+        return self.nodes * self.gpus_per_node
+
+
+class WanLink(Spec):
+    """A wide-area link between two sites (used in both directions unless ``directed``)."""
+
+    src: str
+    dst: str
+    bw_gbps: float = Field(gt=0)
+    rtt_ms: float = Field(ge=0)
+    per_flow_gbps: float | None = Field(default=None, gt=0)
+    """Throughput cap of one TCP flow; if absent, derived from ``tcp_window_mib`` / RTT."""
+    tcp_window_mib: float | None = Field(default=None, gt=0)
+    egress_usd_per_gb: float = Field(default=0.02, ge=0)
+    directed: bool = False
+
+    @model_validator(mode="after")
+    def _distinct_ends(self) -> WanLink:
+        if self.src == self.dst:
+            raise ValueError(f"link joins site {self.src!r} to itself")
+        return self
+
+    def flow_cap_gbps(self) -> float:
+        """Throughput of one TCP flow: the stated cap, else window / RTT, else the link rate."""
+        if self.per_flow_gbps is not None:
+            return min(self.per_flow_gbps, self.bw_gbps)
+        if self.tcp_window_mib is not None and self.rtt_ms > 0:
+            window_bits = self.tcp_window_mib * 1024**2 * 8
+            return min(self.bw_gbps, window_bits / (self.rtt_ms / 1e3) / 1e9)
+        return self.bw_gbps
+
+
+class Cluster(Spec):
+    """Sites, GPU pools and WAN links; references are checked here."""
+
+    sites: list[Site] = Field(min_length=1)
+    pools: list[GpuPool] = Field(min_length=1)
+    links: list[WanLink] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> Cluster:
+        site_ids = [s.id for s in self.sites]
+        _unique("site", site_ids)
+        _unique("pool", [p.id for p in self.pools])
+        known = set(site_ids)
+        for i, pool in enumerate(self.pools):
+            if pool.site not in known:
+                raise ValueError(
+                    f"pools[{i}].site {pool.site!r} is not a site (known: {sorted(known)})"
+                )
+        for i, link in enumerate(self.links):
+            for end in (link.src, link.dst):
+                if end not in known:
+                    raise ValueError(
+                        f"links[{i}] refers to missing site {end!r} (known: {sorted(known)})"
+                    )
+        return self
+
+    def site(self, site_id: str) -> Site:
+        """The site with this id."""
+        return next(s for s in self.sites if s.id == site_id)
+
+    def pool(self, pool_id: str) -> GpuPool:
+        """The pool with this id."""
+        return next(p for p in self.pools if p.id == pool_id)
+
+
+def _unique(kind: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise ValueError(f"duplicate {kind} id {i!r}")
+        seen.add(i)

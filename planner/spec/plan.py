@@ -1,0 +1,94 @@
+"""A training configuration and its placement: the ``plan:`` section of an input."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from planner.spec.base import AttentionImpl, Precision, Recompute, Schedule, Spec
+
+
+class StagePlacement(Spec):
+    """A contiguous block of pipeline stages [first_stage, last_stage] on one GPU pool."""
+
+    pool: str
+    first_stage: int = Field(ge=0)
+    last_stage: int = Field(ge=0)
+    dp: int | None = Field(default=None, gt=0)
+    """Data-parallel replicas of these stages in this pool (default: all of the job's DP)."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StagePlacement:
+        if self.last_stage < self.first_stage:
+            raise ValueError(f"last_stage {self.last_stage} < first_stage {self.first_stage}")
+        return self
+
+
+class TrainingConfig(Spec):
+    """Every knob of one training job's parallel configuration.
+
+    ``overlap_*`` default to what Megatron-Core does when its overlap flags are set
+    (``--overlap-grad-reduce --overlap-param-gather --tp-comm-overlap``).
+    """
+
+    job: str
+    gpu: str
+    tp: int = Field(default=1, gt=0)
+    pp: int = Field(default=1, gt=0)
+    dp: int = Field(default=1, gt=0)
+    cp: int = Field(default=1, gt=0)
+    ep: int = Field(default=1, gt=0)
+    micro_batch: int = Field(default=1, gt=0)
+    schedule: Schedule = Schedule.ONE_F_ONE_B
+    vpp: int = Field(default=1, gt=0)
+    """Virtual stages per device (interleaved schedule)."""
+    recompute: Recompute = Recompute.NONE
+    sequence_parallel: bool = True
+    zero_stage: int = Field(default=1, ge=0, le=3)
+    """0: replicated optimizer; 1: sharded optimizer state (Megatron distributed optimizer);
+    2: + sharded gradients; 3: + sharded parameters (FSDP)."""
+    fsdp: bool = False
+    """Fully sharded data parallel (equivalent to ZeRO-3 with per-layer gathers)."""
+    precision: Precision | None = None
+    """Defaults to the job's precision."""
+    attention: AttentionImpl = AttentionImpl.FLASH
+    overlap_tp_comm: bool = True
+    overlap_dp_comm: bool = True
+    overlap_pp_comm: bool = True
+    layers_per_stage: list[int] | None = None
+    """Uneven split; defaults to the most even split of layers over ``pp * vpp`` chunks."""
+    placement: list[StagePlacement] = Field(default_factory=list)
+    """Which pools host which stages; empty means all stages in the first allowed pool."""
+    power_cap_w: float | None = Field(default=None, gt=0)
+    tcp_connections: int = Field(default=1, gt=0)
+    """Parallel TCP connections per WAN crossing."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainingConfig:
+        if self.schedule is Schedule.INTERLEAVED and self.vpp < 2:
+            raise ValueError("schedule 'interleaved' needs vpp >= 2")
+        if self.schedule is not Schedule.INTERLEAVED and self.vpp != 1:
+            raise ValueError(f"vpp {self.vpp} needs schedule 'interleaved'")
+        if self.layers_per_stage is not None and len(self.layers_per_stage) != self.pp * self.vpp:
+            raise ValueError(
+                f"layers_per_stage has {len(self.layers_per_stage)} entries; "
+                f"expected pp*vpp = {self.pp * self.vpp}"
+            )
+        if self.layers_per_stage is not None and any(n < 0 for n in self.layers_per_stage):
+            raise ValueError("layers_per_stage entries must be >= 0")
+        return self
+
+    @property
+    def n_gpus(self) -> int:
+        """GPUs used: TP x PP x DP x CP (EP reuses the DP x CP ranks)."""
+        return self.tp * self.pp * self.dp * self.cp
+
+    @property
+    def zero(self) -> int:
+        """Effective ZeRO stage (FSDP counts as 3)."""
+        return 3 if self.fsdp else self.zero_stage
+
+
+class Plan(Spec):
+    """Configurations given in an input (``plan:`` section) or produced by a solver."""
+
+    training: list[TrainingConfig] = Field(default_factory=list)

@@ -1,0 +1,50 @@
+"""The merged input of a planner run: cluster, workloads, objective and an optional plan."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from planner.spec.base import Spec
+from planner.spec.cluster import Cluster
+from planner.spec.plan import Plan
+from planner.spec.workload import Workloads
+
+
+class ObjectiveKind(StrEnum):
+    """What a plan optimises."""
+
+    THROUGHPUT = "throughput"
+    TIME_TO_TRAIN = "time_to_train"
+    ENERGY = "energy"
+    CARBON = "carbon"
+    COST = "cost"
+
+
+class Objective(Spec):
+    """The objective, with an optional throughput floor or deadline for the cost-like ones."""
+
+    kind: ObjectiveKind = ObjectiveKind.THROUGHPUT
+    min_tokens_per_s: float | None = Field(default=None, gt=0)
+    deadline_h: float | None = Field(default=None, gt=0)
+
+
+class Problem(Spec):
+    """Every section of an instance. Instance metadata (``name``, ``tier``, ``provenance``,
+    ``expected``) is kept but not interpreted here."""
+
+    cluster: Cluster
+    workloads: Workloads = Field(default_factory=Workloads)
+    objective: Objective = Field(default_factory=Objective)
+    plan: Plan | None = None
+    name: str = ""
+    description: str = ""
+    tier: str | None = None
+    provenance: str | list[str] | None = None
+    expected: dict[str, Any] | None = None
+
+
+SECTIONS = tuple(Problem.model_fields)
+"""Top-level sections an input file may hold."""
