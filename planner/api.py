@@ -13,7 +13,9 @@ from planner.spec.problem import Problem
 from planner.validation import RunResult, summarise, validate_file
 
 
-def evaluate(problem: Problem, catalog: Catalog | None = None) -> list[TrainingMetrics]:
+def evaluate(
+    problem: Problem, catalog: Catalog | None = None, source: str = "<input>"
+) -> list[TrainingMetrics]:
     """Cost-model figures of every training configuration in ``problem.plan``.
 
     Raises :class:`PlannerInputError` when the problem has no plan or a configuration cannot
@@ -24,7 +26,7 @@ def evaluate(problem: Problem, catalog: Catalog | None = None) -> list[TrainingM
         raise PlannerInputError(
             [
                 InputProblem(
-                    "<input>",
+                    source,
                     "plan",
                     "no plan to evaluate",
                     "a plan: section with training configurations",
@@ -41,7 +43,7 @@ def evaluate(problem: Problem, catalog: Catalog | None = None) -> list[TrainingM
             raise PlannerInputError(
                 [
                     InputProblem(
-                        "<plan>",
+                        source,
                         f"plan.training[{i}]",
                         str(exc),
                         "a configuration the cluster can host",

@@ -28,7 +28,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of ta
 
 def _fail(exc: PlannerInputError) -> None:
     for line in exc.lines():
-        err_console.print(line, markup=False, highlight=False)
+        typer.echo(line, err=True)
     raise typer.Exit(code=2)
 
 
@@ -36,7 +36,7 @@ def _fail(exc: PlannerInputError) -> None:
 def evaluate(inputs: Inputs, json_out: JsonFlag = False) -> None:
     """Cost-model metrics of the configuration(s) in the inputs' plan: section."""
     try:
-        metrics = api.evaluate(load(*inputs))
+        metrics = api.evaluate(load(*inputs), source=", ".join(map(str, inputs)))
     except PlannerInputError as exc:
         _fail(exc)
         return

@@ -8,6 +8,7 @@ reported as one line: file, field path, what is wrong, what is expected.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,26 @@ from planner.spec.problem import SECTIONS, Problem
 from planner.spec.workload import InferenceService, TrainingJob
 
 _LIST_SECTIONS = {"workloads": ("training", "inference"), "plan": ("training",)}
+_ITEM = re.compile(r"^(workloads\.training|workloads\.inference|plan\.training)\[(\d+)\]")
+
+
+def _relocate(origin: dict[str, str], problem: InputProblem) -> InputProblem:
+    """Point a problem in a merged list item (``workloads``/``plan`` lists concatenate
+    across files) at the file that item came from and its index in that file."""
+    m = _ITEM.match(problem.path)
+    file = origin.get(m.group(0)) if m else None
+    if m is None or file is None:
+        return problem
+    prefix, i = m.group(1), int(m.group(2))
+    local = sum(origin.get(f"{prefix}[{j}]") == file for j in range(i))
+    return InputProblem(
+        file, f"{prefix}[{local}]{problem.path[m.end() :]}", problem.message, problem.expected
+    )
+
+
+def _is_union_tag(part: str) -> bool:
+    """A pydantic location tag (union member or validator), not a field name."""
+    return part == "str" or part.startswith("function-") or part[:1].isupper()
 
 
 def _path_str(loc: Sequence[int | str]) -> str:
@@ -61,6 +82,15 @@ def _problems_from(exc: ValidationError, origin: dict[str, str]) -> list[InputPr
     problems = []
     for err in exc.errors():
         loc = err["loc"]
+        if (
+            loc
+            and loc[-1] == "str"
+            and err["type"] == "string_type"
+            and isinstance(err.get("input"), dict)
+        ):
+            continue  # the str branch of `str | ModelSpec` when an inline mapping was given
+        # drop pydantic's union/validator tags ("ModelSpec", "function-after[...]", "str")
+        loc = tuple(p for p in loc if not (isinstance(p, str) and _is_union_tag(p)))
         section = str(loc[0]) if loc else ""
         file = origin.get(section, origin.get("", "<input>"))
         path = _path_str(loc)
@@ -74,7 +104,7 @@ def _problems_from(exc: ValidationError, origin: dict[str, str]) -> list[InputPr
             msg, expected = "required field is missing", "a value"
         elif "input" in err and kind not in ("value_error", "model_type"):
             msg = f"{msg}; got {err['input']!r}"
-        problems.append(InputProblem(file, path, msg, expected))
+        problems.append(_relocate(origin, InputProblem(file, path, msg, expected)))
     return problems
 
 
@@ -92,10 +122,28 @@ def merge_documents(
                     InputProblem(file, str(key), "unknown section", f"one of {', '.join(SECTIONS)}")
                 )
                 continue
-            if key in merged and key in _LIST_SECTIONS and isinstance(value, dict):
-                for sub in _LIST_SECTIONS[key]:
-                    merged[key].setdefault(sub, [])
-                    merged[key][sub] = list(merged[key][sub]) + list(value.get(sub, []))
+            if (
+                key in _LIST_SECTIONS
+                and isinstance(value, dict)
+                and isinstance(merged.get(key, {}), dict)
+            ):
+                target = merged.setdefault(key, {})
+                origin.setdefault(key, file)
+                for sub, items in value.items():
+                    path = f"{key}.{sub}"
+                    if sub not in _LIST_SECTIONS[key]:
+                        allowed = ", ".join(_LIST_SECTIONS[key])
+                        problems.append(
+                            InputProblem(file, path, f"unknown field {sub!r}", f"one of {allowed}")
+                        )
+                    elif not isinstance(items, list):
+                        problems.append(
+                            InputProblem(file, path, f"not a list; got {items!r}", "a list")
+                        )
+                    elif isinstance(target.get(sub, []), list):
+                        start = len(target.get(sub, []))
+                        target[sub] = [*target.get(sub, []), *items]
+                        origin.update({f"{path}[{start + n}]": file for n in range(len(items))})
                 continue
             if key in merged:
                 problems.append(
@@ -111,11 +159,40 @@ def merge_documents(
     return merged, origin
 
 
+def _site_reference_problems(data: dict[str, Any], file: str) -> list[InputProblem]:
+    """Pools and links naming a site that is not in ``cluster.sites``, with exact paths
+    (the same check in ``Cluster``'s validator can only report at ``cluster``)."""
+    cluster = data.get("cluster")
+    if not isinstance(cluster, dict) or not isinstance(cluster.get("sites"), list):
+        return []
+    known = sorted({s["id"] for s in cluster["sites"] if isinstance(s, dict) and "id" in s})
+    out = []
+    refs = [("pools", ("site",)), ("links", ("src", "dst"))]
+    for key, fields in refs:
+        items = cluster.get(key)
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            for f in fields:
+                v = item.get(f) if isinstance(item, dict) else None
+                if isinstance(v, str) and v not in known:
+                    out.append(
+                        InputProblem(
+                            file,
+                            f"cluster.{key}[{i}].{f}",
+                            f"unknown site {v!r}",
+                            f"one of {known}",
+                        )
+                    )
+    return out
+
+
 def problem_from_dict(
     data: dict[str, Any], origin: dict[str, str] | None = None, catalog: Catalog | None = None
 ) -> Problem:
     """Validate a merged mapping and resolve catalog references (GPU types, model names)."""
     origin = origin or {}
+    refs = _site_reference_problems(data, origin.get("cluster", "<input>"))
+    if refs:
+        raise PlannerInputError(refs)
     try:
         problem = Problem.model_validate(data)
     except ValidationError as exc:
@@ -237,7 +314,7 @@ def resolve(problem: Problem, origin: dict[str, str], catalog: Catalog) -> Probl
                     probs.extend(_config_problems(where("plan"), base, cfg, model))
         plan = plan.model_copy(update={"training": configs})
     if probs:
-        raise PlannerInputError(probs)
+        raise PlannerInputError([_relocate(origin, p) for p in probs])
     cluster = problem.cluster.model_copy(update={"pools": pools})
     return problem.model_copy(update={"cluster": cluster, "plan": plan})
 

@@ -118,7 +118,7 @@ def _transfers(
             wan_usd += 2.0 * total * m / 1e9 * path.egress_usd_per_gb
         else:
             pool = pl.pool_of(a)
-            same_node = cfg.tp * cfg.cp * cfg.dp < pool.gpus_per_node and a == b
+            same_node = path.kind == "same-pool" and cfg.tp * cfg.cp * cfg.dp < pool.gpus_per_node
             link = (
                 pl.intra_stage_links(a).tp
                 if same_node

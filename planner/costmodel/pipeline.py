@@ -8,7 +8,8 @@ the busiest pipeline link):
 
 For equal stages this is ``(m + (p - 1)/v) T``: the 1F1B/GPipe bubble ``(p-1)/m`` and the
 interleaved bubble ``(p-1)/(v m)`` of Narayanan et al. 2021 (Sec. 2.2). ``t_fill`` adds the
-point-to-point latency of the fill and drain crossings.
+first micro-batch's point-to-point transfers (size / bandwidth + latency) on every boundary
+crossing of the fill and the drain. GPipe and 1F1B take the same time; they differ in memory.
 """
 
 from __future__ import annotations

@@ -85,7 +85,8 @@ class GpuSpec(Spec):
     nic_bw_gbps: float = Field(gt=0)
     """Scale-out NIC bandwidth per GPU in a reference node, Gbit/s."""
     n_sm: int = Field(gt=0)
-    """Streaming multiprocessors (compute units), for GEMM wave quantisation."""
+    """Streaming multiprocessors (compute units); informational (the GEMM model is smooth in
+    m and n: cuBLAS picks tiles that hide wave quantisation, per the measured sweep)."""
     aliases: list[str] = Field(default_factory=list)
     efficiency: GpuEfficiency
     power: PowerModel
