@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from planner.catalog import Catalog, default_catalog
 from planner.errors import InputProblem, PlannerInputError
 from planner.io import read_document
+from planner.spec.cluster import unknown_site_refs
 from planner.spec.model import ModelSpec
 from planner.spec.problem import SECTIONS, Problem
 from planner.spec.workload import InferenceService, TrainingJob
@@ -160,29 +161,14 @@ def merge_documents(
 
 
 def _site_reference_problems(data: dict[str, Any], file: str) -> list[InputProblem]:
-    """Pools and links naming a site that is not in ``cluster.sites``, with exact paths
-    (the same check in ``Cluster``'s validator can only report at ``cluster``)."""
+    """Pools and links naming a missing site, at their exact field paths."""
     cluster = data.get("cluster")
-    if not isinstance(cluster, dict) or not isinstance(cluster.get("sites"), list):
+    if not isinstance(cluster, dict):
         return []
-    known = sorted({s["id"] for s in cluster["sites"] if isinstance(s, dict) and "id" in s})
-    out = []
-    refs = [("pools", ("site",)), ("links", ("src", "dst"))]
-    for key, fields in refs:
-        items = cluster.get(key)
-        for i, item in enumerate(items if isinstance(items, list) else []):
-            for f in fields:
-                v = item.get(f) if isinstance(item, dict) else None
-                if isinstance(v, str) and v not in known:
-                    out.append(
-                        InputProblem(
-                            file,
-                            f"cluster.{key}[{i}].{f}",
-                            f"unknown site {v!r}",
-                            f"one of {known}",
-                        )
-                    )
-    return out
+    return [
+        InputProblem(file, f"cluster.{path}", f"unknown site {site!r}", f"one of {known}")
+        for path, site, known in unknown_site_refs(cluster)
+    ]
 
 
 def problem_from_dict(

@@ -216,8 +216,6 @@ def run_problem(
         overlap_tp_comm=fw.overlap_tp,
         overlap_dp_comm=fw.overlap_dp,
     )
-    if run.get("micro_batch") is None:
-        cfg = cfg.model_copy(update={"micro_batch": 1})
     per_node = int(run.get("gpus_per_node") or 8)
     cluster = Cluster(
         sites=[Site(id="site", power_budget_mw=1e6)],

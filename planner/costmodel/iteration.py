@@ -283,7 +283,9 @@ def assemble(
     peak = sum(d.gpu.peak_flops(precision) * replicas for d in devices)
     mfpt = model_flops_per_token(model, job.seq_len)
     executed = sum(d.flops * m * replicas for d in devices)
-    device_metrics = [_device_metrics(job, cfg, pl, d, m, t_iter, t_opt, warnings) for d in devices]
+    device_metrics = [
+        _device_metrics(job, model, cfg, pl, d, m, t_iter, t_opt, warnings) for d in devices
+    ]
     energy = _energy(job, cfg, pl, devices, m, t_iter, t_opt, tr, dps)
     wan = [
         u.model_copy(
@@ -320,6 +322,7 @@ def assemble(
 
 def _device_metrics(
     job: TrainingJob,
+    model: ModelSpec,
     cfg: TrainingConfig,
     pl: Placement,
     dev: DeviceWork,
@@ -332,7 +335,7 @@ def _device_metrics(
     dense_dp = cfg.dp * cfg.cp
     # Transient buffers: the all-gathered layer input (sequence parallelism), its gradient,
     # and the pipeline send/receive tensors: ~4 x b s h elements.
-    buffers = 4.0 * cfg.micro_batch * job.seq_len / cfg.cp * pl.model_hidden * ACT_BYTES
+    buffers = 4.0 * cfg.micro_batch * job.seq_len / cfg.cp * model.hidden_size * ACT_BYTES
     mem = stage_memory(
         dev.dense_params,
         dev.expert_params,

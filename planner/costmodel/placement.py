@@ -40,8 +40,6 @@ class Placement:
     cluster: Cluster
     gpus: dict[str, GpuSpec]
     shares: tuple[tuple[tuple[str, int], ...], ...]
-    model_hidden: int = 0
-    """Hidden size of the job's model (sizes transient buffers)."""
 
     def pool_of(self, d: int) -> GpuPool:
         """The pool holding most of device ``d``'s replicas."""
@@ -105,9 +103,7 @@ def _default_pool(cfg: TrainingConfig, cluster: Cluster, gpus: dict[str, GpuSpec
     return max(same, key=lambda p: p.n_gpus).id
 
 
-def resolve_placement(
-    cfg: TrainingConfig, cluster: Cluster, gpus: dict[str, GpuSpec], model_hidden: int = 0
-) -> Placement:
+def resolve_placement(cfg: TrainingConfig, cluster: Cluster, gpus: dict[str, GpuSpec]) -> Placement:
     """Map every pipeline device to pools and check coverage and pool capacity."""
     shares: tuple[tuple[tuple[str, int], ...], ...]
     if not cfg.placement:
@@ -131,7 +127,7 @@ def resolve_placement(
                     f"stage {d} has {total} data-parallel replicas placed; expected dp={cfg.dp}"
                 )
         shares = tuple(tuple(dev) for dev in per_dev)
-    pl = Placement(cfg, cluster, gpus, shares, model_hidden)
+    pl = Placement(cfg, cluster, gpus, shares)
     for pool_id, used in pl.gpus_by_pool().items():
         have = cluster.pool(pool_id).n_gpus
         if used > have:

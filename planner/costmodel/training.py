@@ -26,6 +26,7 @@ from planner.costmodel.layer import (
 from planner.costmodel.memory import GRAD_BYTES
 from planner.costmodel.metrics import TrainingMetrics
 from planner.costmodel.placement import Placement, resolve_placement
+from planner.spec.base import Recompute
 from planner.spec.cluster import Cluster
 from planner.spec.hardware import GpuSpec
 from planner.spec.model import ModelSpec
@@ -88,7 +89,7 @@ def _device_work(
             dev.fwd += lc.fwd
             dev.bwd += lc.bwd + lc.recompute
             dev.comm_fwd_s += cf
-            dev.comm_bwd_s += cb + (cf if cfg.recompute.value == "full" else 0.0)
+            dev.comm_bwd_s += cb + (cf if cfg.recompute is Recompute.FULL else 0.0)
             dev.flops += lc.flops_fwd + lc.flops_bwd + lc.flops_recompute
             dev.activation_bytes += lc.activation_bytes
             dense, expert = layer_params(model, layer)
@@ -133,7 +134,7 @@ def evaluate_training(
     :class:`~planner.costmodel.placement.PlacementError` when the configuration cannot be
     placed (missing pool, too few GPUs, stages left unplaced).
     """
-    pl = resolve_placement(cfg, cluster, gpus, model.hidden_size)
+    pl = resolve_placement(cfg, cluster, gpus)
     chunk_layers = list(cfg.layers_per_stage or split_layers(model.n_layers, cfg.pp * cfg.vpp))
     devices = _device_work(model, job, cfg, pl, chunk_layers)
     return assemble(job, model, cfg, pl, devices, len(chunk_layers))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import Field, model_validator
 
 from planner.spec.base import Spec
@@ -85,18 +88,8 @@ class Cluster(Spec):
         site_ids = [s.id for s in self.sites]
         _unique("site", site_ids)
         _unique("pool", [p.id for p in self.pools])
-        known = set(site_ids)
-        for i, pool in enumerate(self.pools):
-            if pool.site not in known:
-                raise ValueError(
-                    f"pools[{i}].site {pool.site!r} is not a site (known: {sorted(known)})"
-                )
-        for i, link in enumerate(self.links):
-            for end in (link.src, link.dst):
-                if end not in known:
-                    raise ValueError(
-                        f"links[{i}] refers to missing site {end!r} (known: {sorted(known)})"
-                    )
+        for path, site, known in unknown_site_refs(self.model_dump()):
+            raise ValueError(f"{path} names missing site {site!r} (known: {known})")
         return self
 
     def site(self, site_id: str) -> Site:
@@ -106,6 +99,25 @@ class Cluster(Spec):
     def pool(self, pool_id: str) -> GpuPool:
         """The pool with this id."""
         return next(p for p in self.pools if p.id == pool_id)
+
+
+def unknown_site_refs(cluster: Mapping[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """``(path, site, known sites)`` for every pool or link naming a site that is not in
+    ``sites``. Works on the raw mapping, so the loader can report exact field paths before
+    validation and :class:`Cluster` can enforce the same rule for Python callers."""
+    sites = cluster.get("sites")
+    if not isinstance(sites, list):
+        return []
+    known = sorted({str(s["id"]) for s in sites if isinstance(s, Mapping) and "id" in s})
+    out = []
+    for key, fields in (("pools", ("site",)), ("links", ("src", "dst"))):
+        items = cluster.get(key)
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            for f in fields:
+                value = item.get(f) if isinstance(item, Mapping) else None
+                if isinstance(value, str) and value not in known:
+                    out.append((f"{key}[{i}].{f}", value, known))
+    return out
 
 
 def _unique(kind: str, ids: list[str]) -> None:
