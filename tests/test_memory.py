@@ -74,3 +74,19 @@ def test_in_flight_microbatches():
     assert in_flight_microbatches(Schedule.INTERLEAVED, 4, 2, 64, 0) == pytest.approx(
         (6 + 4 + 1) / 2
     )
+
+
+def test_context_parallel_exchange_hides_behind_attention_only(catalog):
+    from planner.costmodel import comm
+    from planner.costmodel.layer import layer_comm_time
+
+    m = catalog.model("llama3-8b")
+    shape = LayerShape(m, catalog.gpu("h100"), 1, 32768, cp=4)
+    c = layer_cost(shape)
+    none = comm.Link(1e18, 0.0)
+    slow = comm.Link(10e9, 1e-5)
+    ring = 3 * comm.p2p_time(c.cp_kv_bytes, slow)
+    fwd, bwd = layer_comm_time(c, shape, none, none, slow)
+    assert fwd == pytest.approx(max(0.0, ring - c.attn_fwd_s))
+    assert bwd == pytest.approx(max(0.0, 2 * ring - 2.5 * c.attn_fwd_s))
+    assert c.attn_fwd_s < c.fwd.total_s

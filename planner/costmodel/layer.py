@@ -82,6 +82,9 @@ class LayerCost:
     flops_recompute: float
     activation_bytes: float
     """Activations kept for the backward pass of this micro-batch."""
+    attn_fwd_s: float
+    """Forward time of the attention core (the window that hides context-parallel K/V
+    exchange)."""
 
 
 def _gemm_fwd_bwd(
@@ -210,6 +213,7 @@ def layer_cost(s: LayerShape, layer: int = 0) -> LayerCost:
         flops_bwd=flops_bwd,
         flops_recompute=flops_re,
         activation_bytes=saved,
+        attn_fwd_s=af.total_s,
     )
 
 
@@ -219,7 +223,6 @@ def layer_comm_time(
     tp_link: comm.Link,
     ep_link: comm.Link,
     cp_link: comm.Link,
-    attn_fwd_s: float,
 ) -> tuple[float, float]:
     """(forward, backward) communication time of one layer on the critical path, before overlap.
 
@@ -232,6 +235,6 @@ def layer_comm_time(
     tp = 2.0 * comm.all_reduce_time(s.tp, c.tp_bytes_fwd, tp_link)
     ep = 2.0 * comm.all_to_all_time(s.ep, c.ep_bytes * s.ep, ep_link) if s.ep > 1 else 0.0
     cp_f = (s.cp - 1) * comm.p2p_time(c.cp_kv_bytes, cp_link) if s.cp > 1 else 0.0
-    cp_fwd = max(0.0, cp_f - attn_fwd_s)
-    cp_bwd = max(0.0, 2.0 * cp_f - 2.5 * attn_fwd_s)
+    cp_fwd = max(0.0, cp_f - c.attn_fwd_s)
+    cp_bwd = max(0.0, 2.0 * cp_f - 2.5 * c.attn_fwd_s)
     return tp + ep + cp_fwd, tp + ep + cp_bwd

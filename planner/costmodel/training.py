@@ -80,7 +80,7 @@ def _device_work(
             if key not in cache:
                 lc = layer_cost(shape, layer)
                 links = pl.intra_stage_links(dev.index)
-                cf, cb = layer_comm_time(lc, shape, links.tp, links.ep, links.cp, lc.fwd.compute_s)
+                cf, cb = layer_comm_time(lc, shape, links.tp, links.ep, links.cp)
                 expose = 1.0
                 if cfg.overlap_tp_comm and shape.sequence_parallel:
                     expose = 1.0 - dev.gpu.efficiency.tp_overlap
