@@ -2,18 +2,21 @@
 
 The public surface::
 
-    from planner import load, evaluate, validate_runs
+    from planner import load, evaluate, plan, validate_runs
     problem = load("instances/quickstart.yaml")
-    for metrics in evaluate(problem):
+    result = plan(problem, backend="milp")          # or "cpsat", "exhaustive", "greedy"
+    print(result.status, result.objective, result.gap, result.plan)
+    for metrics in evaluate(problem):               # the plan: section of the input
         print(metrics.tokens_per_s, metrics.mfu)
 """
 
 from __future__ import annotations
 
-from planner.api import evaluate, validate_runs
+from planner.api import describe, evaluate, plan, validate_runs, violations
 from planner.costmodel.metrics import TrainingMetrics
 from planner.errors import InputProblem, PlannerInputError
 from planner.load import load, problem_from_dict
+from planner.result import Result, SolveOptions, Status
 from planner.spec.cluster import Cluster, GpuPool, Site, WanLink
 from planner.spec.model import ModelSpec
 from planner.spec.plan import Plan, StagePlacement, TrainingConfig
@@ -33,8 +36,11 @@ __all__ = [
     "Plan",
     "PlannerInputError",
     "Problem",
+    "Result",
     "Site",
+    "SolveOptions",
     "StagePlacement",
+    "Status",
     "TrainingConfig",
     "TrainingJob",
     "TrainingMetrics",
@@ -43,8 +49,11 @@ __all__ = [
     "__version__",
     "cluster_from_graph",
     "cluster_to_graph",
+    "describe",
     "evaluate",
     "load",
+    "plan",
     "problem_from_dict",
     "validate_runs",
+    "violations",
 ]

@@ -1,14 +1,20 @@
-"""The library surface: load inputs, evaluate a plan, validate the cost model."""
+"""The library surface: load inputs, plan, evaluate a plan, validate the cost model."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from planner import check
 from planner.catalog import Catalog, default_catalog
 from planner.costmodel.metrics import TrainingMetrics
 from planner.costmodel.placement import PlacementError
 from planner.costmodel.training import evaluate_training
+from planner.describe import describe_plan
 from planner.errors import InputProblem, PlannerInputError
+from planner.result import Result
+from planner.solve import plan
+from planner.spec.plan import Plan
 from planner.spec.problem import Problem
 from planner.validation import RunResult, summarise, validate_file
 
@@ -57,3 +63,20 @@ def validate_runs(path: str | Path, catalog: Catalog | None = None) -> dict[str,
     """The cost model against measured runs: ``{"runs": [...], "summary": {...}}``."""
     results: list[RunResult] = validate_file(path, catalog)
     return {"runs": [r.to_json() for r in results], "summary": summarise(results)}
+
+
+def describe(
+    result: Result, problem: Problem, catalog: Catalog | None = None
+) -> list[dict[str, Any]]:
+    """Machine-level details of a result's plan (stage map, ranks, WAN cells, power)."""
+    if result.plan is None:
+        return []
+    return describe_plan(result.plan, result.metrics, problem, catalog or default_catalog())
+
+
+def violations(problem: Problem, plan: Plan, catalog: Catalog | None = None) -> list[str]:
+    """Every rule of ``problem`` that ``plan`` breaks (empty if none)."""
+    return check.violations(problem, plan, catalog)
+
+
+__all__ = ["describe", "evaluate", "plan", "validate_runs", "violations"]

@@ -350,6 +350,17 @@ def _config_problems(file: str, base: str, cfg: Any, model: ModelSpec) -> list[I
     return out
 
 
+RESULT_KEYS = {"status", "backend", "plan", "objective", "bound", "gap", "solve_time_s"}
+
+
+def saved_plan_as_input(doc: Any) -> Any:
+    """A document written by ``planner plan --out`` becomes its ``plan:`` section (the
+    configurations); the solve record and metrics around it are not input."""
+    if isinstance(doc, dict) and set(doc) >= RESULT_KEYS and isinstance(doc["plan"], dict):
+        return {"plan": {"training": doc["plan"].get("training", [])}}
+    return doc
+
+
 def load(*paths: str | Path, catalog: Catalog | None = None) -> Problem:
     """Read, merge and validate input files into one :class:`Problem`."""
     if not paths:
@@ -363,7 +374,7 @@ def load(*paths: str | Path, catalog: Catalog | None = None) -> Problem:
     docs, problems = [], []
     for p in paths:
         try:
-            docs.append((str(p), read_document(Path(p))))
+            docs.append((str(p), saved_plan_as_input(read_document(Path(p)))))
         except PlannerInputError as exc:
             problems.extend(exc.problems)
     if problems:

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from planner.costmodel.metrics import TrainingMetrics
+from planner.result import Result
 
 
 def to_json(obj: Any) -> str:
@@ -134,3 +135,88 @@ def validation_table(report: dict[str, Any]) -> Table:
             f"max {s['max_abs_rel_error']:.1%}"
         )
     return t
+
+
+def result_json(result: Result, details: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON of ``planner plan``: status, objective, bound, gap, time, backend, the plan
+    (loadable ``training`` configurations plus their machine-level ``details``) and the
+    cost-model metrics."""
+    return {
+        "status": result.status.value,
+        "objective": result.objective,
+        "objective_kind": result.objective_kind,
+        "bound": result.bound,
+        "gap": result.gap,
+        "solve_time_s": result.solve_time_s,
+        "backend": result.backend,
+        "explanation": result.explanation,
+        "plan": {
+            "training": [
+                c.model_dump(mode="json", exclude_defaults=True)
+                for c in (result.plan.training if result.plan else [])
+            ],
+            "details": details,
+        },
+        "metrics": [m.model_dump(mode="json") for m in result.metrics],
+        "stats": result.stats,
+    }
+
+
+def result_tables(result: Result, details: list[dict[str, Any]]) -> list[Table]:
+    """Solve summary, then per job its stage map and WAN crossings."""
+    head = Table(title="plan", show_header=False)
+    head.add_column("field", style="bold")
+    head.add_column("value", justify="right")
+    colour = "green" if result.ok else "red"
+    head.add_row("status", f"[{colour}]{result.status.value}[/]")
+    head.add_row("backend", result.backend)
+    kind = result.objective_kind or "objective"
+    if result.objective is not None:
+        head.add_row(kind, _fmt(result.objective))
+    if result.bound is not None:
+        head.add_row("bound", _fmt(result.bound))
+    if result.gap is not None:
+        head.add_row("gap", f"{result.gap:.2e}")
+    head.add_row("solve time", f"{result.solve_time_s:.2f} s")
+    cols = result.stats.get("columns")
+    if cols is not None:
+        head.add_row(
+            "candidates",
+            f"{result.stats.get('enumerated', 0)} enumerated, {cols} columns kept "
+            f"(memory {result.stats.get('pruned_memory', 0)}, bound "
+            f"{result.stats.get('pruned_bound', 0)}, floor {result.stats.get('pruned_floor', 0)}"
+            " pruned)",
+        )
+    if result.explanation:
+        head.add_row("why", result.explanation)
+    tables = [head]
+    for d in details:
+        stages = Table(title=f"{d['job']}: stages on {d['n_gpus']} x {d['gpu']}")
+        for c in ("stage", "site/pool", "layers", "DP replicas", "ranks", "nodes"):
+            stages.add_column(c, justify="left" if c == "site/pool" else "right")
+        for s in d["stages"]:
+            stages.add_row(
+                str(s["stage"]),
+                f"{s['site']}/{s['pool']}",
+                ", ".join(f"{a}-{b}" for a, b in s["layers"]),
+                f"{s['dp_replicas'][0]}-{s['dp_replicas'][1]}",
+                f"{s['ranks'][0]}-{s['ranks'][1]}",
+                f"{s['nodes'][0]}-{s['nodes'][1]}",
+            )
+        tables.append(stages)
+        if d["wan_crossings"]:
+            wan = Table(title=f"{d['job']}: WAN crossings")
+            for c in ("stages", "path", "Gbps", "RTT ms", "TCP conns", "sharing", "cells"):
+                wan.add_column(c, justify="right")
+            for x in d["wan_crossings"]:
+                wan.add_row(
+                    f"{x['from_stage']}->{x['to_stage']}",
+                    " > ".join(x["sites"]),
+                    _fmt(x["bw_gbps"]),
+                    _fmt(x["rtt_ms"]),
+                    str(x["tcp_connections"]),
+                    x["sharing"],
+                    f"{len(x['cells'])} x {x['cell_size']} pipelines",
+                )
+            tables.append(wan)
+    return tables

@@ -62,3 +62,51 @@ def footprint(site: Site, it_energy_j: float) -> Footprint:
         water_l=it_kwh * site.water_l_per_kwh,
         electricity_usd=facility_kwh / 1e3 * site.electricity_usd_per_mwh,
     )
+
+
+@dataclass(frozen=True)
+class RunShare:
+    """What ``n`` GPUs of one pipeline device in one pool contribute to a whole run."""
+
+    it_j_per_iteration: float
+    facility_kwh: float
+    carbon_kg: float
+    water_l: float
+    electricity_usd: float
+    gpu_rental_usd: float
+
+
+def run_share(
+    gpu: GpuSpec,
+    pool: GpuPool,
+    site: Site,
+    n_gpus: int,
+    compute_s: float,
+    memory_s: float,
+    iteration_s: float,
+    iterations: float,
+    power_cap_w: float | None,
+) -> RunShare:
+    """Energy, footprint and money of ``n_gpus`` GPUs (with their node share) that are
+    compute-bound ``compute_s`` and memory-bound ``memory_s`` per iteration, over
+    ``iterations`` iterations. Linear in ``n_gpus``: the planner's formulations use it as
+    the coefficient of placing a device in a pool."""
+    board, node = device_energy(gpu, pool, compute_s, memory_s, iteration_s, power_cap_w)
+    joules = n_gpus * (board + node)
+    fp = footprint(site, joules * iterations)
+    return RunShare(
+        it_j_per_iteration=joules,
+        facility_kwh=fp.facility_kwh,
+        carbon_kg=fp.carbon_kg,
+        water_l=fp.water_l,
+        electricity_usd=fp.electricity_usd,
+        gpu_rental_usd=n_gpus * pool.usd_per_gpu_hour * iterations * iteration_s / 3600.0,
+    )
+
+
+def provisioned_power_w(gpu: GpuSpec, pool: GpuPool, power_cap_w: float | None) -> float:
+    """IT power to provision per GPU: the board at its cap (clamped to the GPU's range) plus
+    its share of the node's non-GPU power. Site budgets bound ``PUE x sum`` of this."""
+    cap = power_cap_w if power_cap_w is not None else gpu.power_cap_max_w
+    cap = min(max(cap, gpu.power_cap_min_w), gpu.power_cap_max_w)
+    return cap + pool.node_idle_power_w / pool.gpus_per_node

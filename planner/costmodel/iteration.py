@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from planner.costmodel import comm, kernels
-from planner.costmodel.energy import device_energy, footprint
+from planner.costmodel import comm, kernels, wan
+from planner.costmodel.energy import device_energy, run_share
 from planner.costmodel.flops import model_flops_per_token
 from planner.costmodel.kernels import KernelTime
 from planner.costmodel.layer import ACT_BYTES
@@ -26,11 +26,12 @@ from planner.costmodel.metrics import (
 )
 from planner.costmodel.pipeline import pipeline_time
 from planner.costmodel.placement import Placement
+from planner.spec.base import WanSharing
 from planner.spec.hardware import GpuSpec
 from planner.spec.model import ModelSpec
 from planner.spec.plan import TrainingConfig
 from planner.spec.workload import TrainingJob
-from planner.topology import site_path
+from planner.topology import Path
 from planner.units import GIB
 
 OPTIMIZER_STEP_BYTES = 30.0
@@ -74,11 +75,42 @@ class Transfers:
     per_device_s: list[float]
     """Added to each device's per-micro-batch time when transfers are not overlapped."""
     period_s: float
-    """Busiest WAN path's occupancy per micro-batch (a lower bound on the steady period)."""
+    """Longest DP-cell round on a WAN path per micro-batch (a lower bound on the period)."""
     fill_s: float
+    """First/last micro-batch transfers on every boundary, plus the DP-cell stagger."""
     wan: list[LinkUse]
     wan_bytes: float
     wan_usd: float
+    cell_size: int | None
+    """Pipelines per DP-cell on the WAN crossings (None without WAN crossings)."""
+
+
+def cell_size_for(cfg: TrainingConfig, path: Path) -> int:
+    """The configuration's DP-cell size on ``path``: 1 for fair sharing, else the stated size
+    or ``c*`` (``costmodel.wan.best_cell_size``)."""
+    if cfg.wan_sharing is WanSharing.FAIR:
+        return 1
+    if cfg.dp_cell_size is not None:
+        return min(cfg.dp_cell_size, cfg.dp)
+    return wan.best_cell_size(cfg.dp, path.bw_gbps, path.bw_with_flows(cfg.tcp_connections))
+
+
+def boundary_bytes_per_gpu(job: TrainingJob, model: ModelSpec, cfg: TrainingConfig) -> float:
+    """Bytes one GPU sends across a stage boundary per micro-batch and direction:
+    ``b s h / (cp t_sp)`` activations (Megatron scatters them over TP ranks with SP)."""
+    sp_div = cfg.tp if cfg.sequence_parallel and cfg.tp > 1 else 1
+    return cfg.micro_batch * job.seq_len / cfg.cp * model.hidden_size * ACT_BYTES / sp_div
+
+
+def cross_site_reduce_s(
+    grad_bytes: float, n_sites: int, bw_gbps: float, rtt_ms: float, pp: int
+) -> tuple[float, float]:
+    """(seconds, WAN bytes) of one stage's gradient reduction across ``n_sites`` sites after
+    the in-site reduction: ``2 (n-1)/n`` of its gradients over the narrowest path, whose rate
+    the ``pp`` stages share, plus one RTT per site hop of the ring."""
+    wan_bytes = 2.0 * (n_sites - 1) / n_sites * grad_bytes
+    bw = bw_gbps * 1e9 / 8.0 / pp
+    return wan_bytes / bw + rtt_ms / 1e3 * (n_sites - 1), wan_bytes
 
 
 def _transfers(
@@ -93,29 +125,37 @@ def _transfers(
 
     Per GPU and micro-batch ``b s h / (cp t_sp)`` elements cross a boundary each way
     (Megatron scatters the tensor over the TP ranks with sequence parallelism). Inside a site
-    each GPU uses its own NIC; across sites all DP x TP senders of the boundary share the WAN
-    path at ``min(link, k * per_flow)`` for ``k`` TCP connections (Atlas, Palak et al. 2024).
+    each GPU uses its own NIC. Across sites the ``dp`` pipelines share the WAN path in DP-cells
+    (``costmodel.wan``): one pipeline's ``t c`` tensors form one transfer of ``V`` bytes at
+    ``min(link, k * per_flow)`` for ``k`` TCP connections (Atlas, Palak et al. 2024).
     """
-    sp_div = cfg.tp if cfg.sequence_parallel and cfg.tp > 1 else 1
-    per_gpu = cfg.micro_batch * job.seq_len / cfg.cp * model.hidden_size * ACT_BYTES / sp_div
+    per_gpu = boundary_bytes_per_gpu(job, model, cfg)
     per_dev = [0.0] * cfg.pp
-    fill, period, wan_bytes, wan_usd = 0.0, 0.0, 0.0, 0.0
-    occupancy: dict[tuple[str, str], tuple[float, float, float]] = {}
+    fill, stagger, wan_bytes, wan_usd = 0.0, 0.0, 0.0, 0.0
+    rounds: dict[tuple[str, str], tuple[float, float, float, float]] = {}
+    cell: int | None = None
     for c in range(n_chunks - 1):
         a, b = c % cfg.pp, (c + 1) % cfg.pp
         path = pl.boundary_path(a, b)
         if path is None:
             raise ValueError(f"no WAN path between the pools of stages {a} and {b}")
         if path.kind == "wan":
-            senders = cfg.dp * cfg.tp * cfg.cp
-            total = per_gpu * senders
-            bw = path.bw_with_flows(cfg.tcp_connections) * 1e9 / 8.0
+            volume = per_gpu * cfg.tp * cfg.cp
+            rate = path.bw_with_flows(cfg.tcp_connections)
+            x = wan.crossing(volume, cfg.dp, path.bw_gbps, rate, cell_size_for(cfg, path))
+            cell = x.cell_size
             key = (path.sites[0], path.sites[-1])
-            busy, _, _ = occupancy.get(key, (0.0, 0.0, 0.0))
-            occupancy[key] = (busy + total / bw, path.bw_gbps, bw * 8 / 1e9)
-            t = total / bw + path.latency_ms / 1e3
-            wan_bytes += 2.0 * total * m
-            wan_usd += 2.0 * total * m / 1e9 * path.egress_usd_per_gb
+            busy, _, _, sent = rounds.get(key, (0.0, 0.0, 0.0, 0.0))
+            rounds[key] = (
+                busy + x.round_s,
+                path.bw_gbps,
+                x.rate_gbps * x.concurrent,
+                sent + 2.0 * volume * cfg.dp * m,
+            )
+            stagger = max(stagger, x.stagger_s)
+            t = x.transfer_s + path.latency_ms / 1e3
+            wan_bytes += 2.0 * volume * cfg.dp * m
+            wan_usd += 2.0 * volume * cfg.dp * m / 1e9 * path.egress_usd_per_gb
         else:
             pool = pl.pool_of(a)
             same_node = path.kind == "same-pool" and cfg.tp * cfg.cp * cfg.dp < pool.gpus_per_node
@@ -133,21 +173,20 @@ def _transfers(
         if not cfg.overlap_pp_comm:
             per_dev[a] += t
             per_dev[b] += t
-    wan = []
-    for (src, dst), (busy, bw_gbps, eff_gbps) in occupancy.items():
-        period = max(period, busy)
-        wan.append(
-            LinkUse(
-                src_site=src,
-                dst_site=dst,
-                bytes_per_iteration=0.0,
-                busy_s=2 * busy * m,
-                utilisation=0.0,
-                bw_gbps=bw_gbps,
-                effective_gbps=eff_gbps,
-            )
+    period = max((r[0] for r in rounds.values()), default=0.0)
+    uses = [
+        LinkUse(
+            src_site=src,
+            dst_site=dst,
+            bytes_per_iteration=sent,
+            busy_s=2 * busy * m,
+            utilisation=0.0,
+            bw_gbps=bw_gbps,
+            effective_gbps=eff_gbps,
         )
-    return Transfers(per_dev, period, fill, wan, wan_bytes, wan_usd)
+        for (src, dst), (busy, bw_gbps, eff_gbps, sent) in rounds.items()
+    ]
+    return Transfers(per_dev, period, fill + stagger, uses, wan_bytes, wan_usd, cell)
 
 
 @dataclass(frozen=True)
@@ -172,7 +211,8 @@ def _data_parallel(cfg: TrainingConfig, pl: Placement, dev: DeviceWork) -> DataP
     micro-batch all-gather of weights forward and backward + reduce-scatter of gradients
     (Rajbhandari et al. 2020, Sec. 7; Zhao et al. 2023, PyTorch FSDP). Dense weights reduce
     over DP x CP; expert weights over DP x CP / EP. With replicas in several sites the
-    reduction is hierarchical: inside each site, then across sites over the WAN.
+    reduction is hierarchical: inside each site, then across sites over the WAN, whose
+    bandwidth the ``pp`` stages share.
     """
     links = pl.intra_stage_links(dev.index)
     share = max(s for _, s in pl.shares[dev.index])
@@ -193,15 +233,14 @@ def _data_parallel(cfg: TrainingConfig, pl: Placement, dev: DeviceWork) -> DataP
     wan_bytes = wan_usd = 0.0
     sites = pl.sites_of(dev.index)
     if len(sites) > 1:
-        n_sites = len(sites)
         total = (dev.dense_params + dev.expert_params) * GRAD_BYTES * cfg.tp * cfg.cp
-        wan_bytes = 2.0 * (n_sites - 1) / n_sites * total
-        paths = [site_path(pl.cluster, sites[0], s) for s in sites[1:]]
+        paths = [pl.site_path(sites[0], s) for s in sites[1:]]
         if any(p is None for p in paths):
             raise ValueError(f"no WAN path joins the sites {sites} of stage {dev.index}")
-        bw = min(p.bw_with_flows(cfg.tcp_connections) for p in paths if p) * 1e9 / 8.0
-        rtt_s = max(p.latency_ms for p in paths if p) * 2 / 1e3
-        end += wan_bytes / bw + rtt_s * (n_sites - 1)
+        bw = min(p.bw_with_flows(cfg.tcp_connections) for p in paths if p)
+        rtt = max(p.latency_ms for p in paths if p) * 2
+        t, wan_bytes = cross_site_reduce_s(total, len(sites), bw, rtt, cfg.pp)
+        end += t
         wan_usd = wan_bytes / 1e9 * max(p.egress_usd_per_gb for p in paths if p)
     return DataParallel(per_mb, end, start, wan_bytes, wan_usd)
 
@@ -286,11 +325,10 @@ def assemble(
     device_metrics = [
         _device_metrics(job, model, cfg, pl, d, m, t_iter, t_opt, warnings) for d in devices
     ]
-    energy = _energy(job, cfg, pl, devices, m, t_iter, t_opt, tr, dps)
+    energy = _energy(job, cfg, pl, device_metrics, t_iter, tr, dps)
     wan = [
         u.model_copy(
             update={
-                "bytes_per_iteration": u.busy_s * u.effective_gbps * 1e9 / 8.0,
                 "utilisation": min(1.0, u.busy_s / t_iter),
             }
         )
@@ -315,6 +353,7 @@ def assemble(
         devices=device_metrics,
         wan=wan,
         energy=energy,
+        dp_cell_size=tr.cell_size,
         fits_memory=all(d.memory.fits for d in device_metrics),
         warnings=warnings,
     )
@@ -355,6 +394,7 @@ def _device_metrics(
             f"(out of memory by {total - cap:.1f} GiB)"
         )
     busy = m * dev.total_s + t_opt
+    compute = m * (dev.fwd.compute_s + dev.bwd.compute_s)
     pool = pl.pool_of(dev.index)
     return DeviceMetrics(
         device=dev.index,
@@ -366,6 +406,9 @@ def _device_metrics(
         bwd_s=dev.bwd_s,
         busy_s=busy,
         idle_s=max(0.0, t_iter - busy),
+        compute_s=compute,
+        memory_s=m * (dev.fwd.memory_s + dev.bwd.memory_s) + t_opt,
+        params=dev.dense_params + dev.expert_params,
         memory=StageMemoryGiB(
             weights=mem.weights / GIB,
             gradients=mem.gradients / GIB,
@@ -384,56 +427,50 @@ def _energy(
     job: TrainingJob,
     cfg: TrainingConfig,
     pl: Placement,
-    devices: list[DeviceWork],
-    m: int,
+    device_metrics: list[DeviceMetrics],
     t_iter: float,
-    t_opt: float,
     tr: Transfers,
     dps: list[DataParallel],
 ) -> EnergyMetrics:
-    """Power per site and the energy, carbon, water and money of the whole run."""
+    """Power per site and the energy, carbon, water and money of the whole run: the sum of
+    ``energy.run_share`` over every device and pool it occupies."""
     iterations = job.tokens_to_train / job.global_batch_tokens
     per_replica = cfg.tp * cfg.cp
-    site_j: dict[str, float] = {}
     site_w: dict[str, float] = {}
-    board_w = 0.0
-    gpu_usd = 0.0
-    for dev in devices:
-        compute = m * (dev.fwd.compute_s + dev.bwd.compute_s)
-        memory = m * (dev.fwd.memory_s + dev.bwd.memory_s) + t_opt
-        for pool_id, share in pl.shares[dev.index]:
-            pool = pl.cluster.pool(pool_id)
+    totals = {"kwh": 0.0, "kg": 0.0, "l": 0.0, "usd": 0.0, "rent": 0.0, "board_w": 0.0}
+    for dm in device_metrics:
+        gpu = pl.gpu_of(dm.device)
+        for pool_id, share in pl.shares[dm.device]:
+            pool = pl.pools[pool_id]
+            site = pl.cluster.site(pool.site)
             n = share * per_replica
-            board, node = device_energy(dev.gpu, pool, compute, memory, t_iter, cfg.power_cap_w)
-            site_j[pool.site] = site_j.get(pool.site, 0.0) + n * (board + node)
-            site_w[pool.site] = site_w.get(pool.site, 0.0) + n * (board + node) / t_iter
-            board_w += n * board / t_iter
-            gpu_usd += n * pool.usd_per_gpu_hour * iterations * t_iter / 3600.0
-    totals = {"kwh": 0.0, "kg": 0.0, "l": 0.0, "usd": 0.0}
-    facility_w = 0.0
-    for site_id, joules in site_j.items():
-        site = pl.cluster.site(site_id)
-        fp = footprint(site, joules * iterations)
-        totals["kwh"] += fp.facility_kwh
-        totals["kg"] += fp.carbon_kg
-        totals["l"] += fp.water_l
-        totals["usd"] += fp.electricity_usd
-        facility_w += site_w[site_id] * site.pue
+            rs = run_share(
+                gpu, pool, site, n, dm.compute_s, dm.memory_s, t_iter, iterations, cfg.power_cap_w
+            )
+            site_w[pool.site] = site_w.get(pool.site, 0.0) + rs.it_j_per_iteration / t_iter
+            board, _ = device_energy(gpu, pool, dm.compute_s, dm.memory_s, t_iter, cfg.power_cap_w)
+            totals["board_w"] += n * board / t_iter
+            totals["kwh"] += rs.facility_kwh
+            totals["kg"] += rs.carbon_kg
+            totals["l"] += rs.water_l
+            totals["usd"] += rs.electricity_usd
+            totals["rent"] += rs.gpu_rental_usd
+    by_site = {k: v * pl.cluster.site(k).pue for k, v in site_w.items()}
+    facility_w = sum(by_site.values())
     egress_usd = (tr.wan_usd + sum(d.wan_usd for d in dps)) * iterations
-    it_w = sum(site_w.values())
     return EnergyMetrics(
-        gpu_power_w=board_w / cfg.n_gpus,
-        it_power_w=it_w,
+        gpu_power_w=totals["board_w"] / cfg.n_gpus,
+        it_power_w=sum(site_w.values()),
         facility_power_w=facility_w,
-        power_by_site_w={k: v * pl.cluster.site(k).pue for k, v in site_w.items()},
+        power_by_site_w=by_site,
         energy_per_iteration_j=facility_w * t_iter,
         energy_to_train_kwh=totals["kwh"],
         carbon_to_train_kg=totals["kg"],
         water_to_train_l=totals["l"],
-        cost_to_train_usd=totals["usd"] + gpu_usd + egress_usd,
+        cost_to_train_usd=totals["usd"] + totals["rent"] + egress_usd,
         cost_breakdown_usd={
             "electricity": totals["usd"],
-            "gpu_rental": gpu_usd,
+            "gpu_rental": totals["rent"],
             "wan_egress": egress_usd,
         },
     )

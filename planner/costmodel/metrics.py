@@ -40,6 +40,12 @@ class DeviceMetrics(Frozen):
     """Backward (+ recompute) time of one micro-batch."""
     busy_s: float
     idle_s: float
+    compute_s: float
+    """Compute-bound kernel time per iteration (draws the loaded power)."""
+    memory_s: float
+    """Memory-bound kernel time per iteration, optimizer step included."""
+    params: float
+    """Parameters held per GPU (before ZeRO sharding)."""
     memory: StageMemoryGiB
 
 
@@ -108,5 +114,7 @@ class TrainingMetrics(Frozen):
     devices: list[DeviceMetrics]
     wan: list[LinkUse]
     energy: EnergyMetrics
+    dp_cell_size: int | None = None
+    """Pipelines per DP-cell on the WAN crossings (None when no pipeline crosses a WAN)."""
     fits_memory: bool
     warnings: list[str]

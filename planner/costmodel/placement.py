@@ -8,13 +8,13 @@ are ``tp * cp * dp`` ranks apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from planner.costmodel.comm import Link, group_link
 from planner.spec.cluster import Cluster, GpuPool
 from planner.spec.hardware import GpuSpec
 from planner.spec.plan import TrainingConfig
-from planner.topology import Path, pool_path
+from planner.topology import Path, pool_path, site_path
 
 
 class PlacementError(ValueError):
@@ -40,10 +40,21 @@ class Placement:
     cluster: Cluster
     gpus: dict[str, GpuSpec]
     shares: tuple[tuple[tuple[str, int], ...], ...]
+    pools: dict[str, GpuPool] = field(default_factory=dict)
+    """Pools by id (filled from ``cluster``)."""
+    paths: dict[tuple[str, str], Path | None] = field(default_factory=dict)
+    """Memo of pool-to-pool paths."""
+    site_paths: dict[tuple[str, str], Path | None] = field(default_factory=dict)
+    """Memo of site-to-site paths."""
+    links: dict[int, IntraLinks] = field(default_factory=dict)
+    """Memo of each device's intra-stage links."""
+
+    def __post_init__(self) -> None:
+        self.pools.update({p.id: p for p in self.cluster.pools})
 
     def pool_of(self, d: int) -> GpuPool:
         """The pool holding most of device ``d``'s replicas."""
-        return self.cluster.pool(max(self.shares[d], key=lambda s: s[1])[0])
+        return self.pools[max(self.shares[d], key=lambda s: s[1])[0]]
 
     def gpu_of(self, d: int) -> GpuSpec:
         """The GPU type of device ``d``."""
@@ -51,7 +62,7 @@ class Placement:
 
     def sites_of(self, d: int) -> list[str]:
         """Sites holding replicas of device ``d``."""
-        return sorted({self.cluster.pool(p).site for p, _ in self.shares[d]})
+        return sorted({self.pools[p].site for p, _ in self.shares[d]})
 
     def gpus_by_pool(self) -> dict[str, int]:
         """GPUs the configuration takes from each pool."""
@@ -64,6 +75,11 @@ class Placement:
 
     def intra_stage_links(self, d: int) -> IntraLinks:
         """TP, CP, EP and DP links of device ``d`` inside its main pool."""
+        if d not in self.links:
+            self.links[d] = self._intra_stage_links(d)
+        return self.links[d]
+
+    def _intra_stage_links(self, d: int) -> IntraLinks:
         cfg, pool, gpu = self.cfg, self.pool_of(d), self.gpu_of(d)
         share = max(s for _, s in self.shares[d])
 
@@ -87,9 +103,18 @@ class Placement:
             expert_dp=link(max(1, dpc // cfg.ep), cfg.tp * cfg.ep),
         )
 
+    def site_path(self, a: str, b: str) -> Path | None:
+        """Widest WAN path between sites ``a`` and ``b`` (memoised)."""
+        if (a, b) not in self.site_paths:
+            self.site_paths[a, b] = site_path(self.cluster, a, b)
+        return self.site_paths[a, b]
+
     def boundary_path(self, a: int, b: int) -> Path | None:
         """Path between the main pools of devices ``a`` and ``b``."""
-        return pool_path(self.cluster, self.pool_of(a).id, self.pool_of(b).id)
+        key = (self.pool_of(a).id, self.pool_of(b).id)
+        if key not in self.paths:
+            self.paths[key] = pool_path(self.cluster, *key)
+        return self.paths[key]
 
 
 def _default_pool(cfg: TrainingConfig, cluster: Cluster, gpus: dict[str, GpuSpec]) -> str:

@@ -13,6 +13,8 @@ See docs/cost_model.md for every equation with its source.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from planner.costmodel import kernels
 from planner.costmodel.flops import embedding_params, layer_params
 from planner.costmodel.iteration import DeviceWork, assemble
@@ -75,8 +77,13 @@ def _device_work(
         dev = devices[c % cfg.pp]
         dev.layers.append(n)
         shape = _shape(model, job, cfg, dev.gpu)
+        kinds: dict[bool, tuple[int, int]] = {}
         for layer in range(starts[c], starts[c] + n):
-            key = (dev.gpu.id, model.is_moe_layer(layer))
+            flag = model.is_moe_layer(layer)
+            count, first = kinds.get(flag, (0, layer))
+            kinds[flag] = (count + 1, first)
+        for flag, (count, layer) in kinds.items():
+            key = (dev.gpu.id, flag)
             if key not in cache:
                 lc = layer_cost(shape, layer)
                 links = pl.intra_stage_links(dev.index)
@@ -86,15 +93,15 @@ def _device_work(
                     expose = 1.0 - dev.gpu.efficiency.tp_overlap
                 cache[key] = (lc, cf * expose, cb * expose)
             lc, cf, cb = cache[key]
-            dev.fwd += lc.fwd
-            dev.bwd += lc.bwd + lc.recompute
-            dev.comm_fwd_s += cf
-            dev.comm_bwd_s += cb + (cf if cfg.recompute is Recompute.FULL else 0.0)
-            dev.flops += lc.flops_fwd + lc.flops_bwd + lc.flops_recompute
-            dev.activation_bytes += lc.activation_bytes
+            dev.fwd += lc.fwd.scaled(count)
+            dev.bwd += (lc.bwd + lc.recompute).scaled(count)
+            dev.comm_fwd_s += cf * count
+            dev.comm_bwd_s += (cb + (cf if cfg.recompute is Recompute.FULL else 0.0)) * count
+            dev.flops += (lc.flops_fwd + lc.flops_bwd + lc.flops_recompute) * count
+            dev.activation_bytes += lc.activation_bytes * count
             dense, expert = layer_params(model, layer)
-            dev.dense_params += dense / cfg.tp
-            dev.expert_params += expert / (cfg.tp * cfg.ep)
+            dev.dense_params += dense / cfg.tp * count
+            dev.expert_params += expert / (cfg.tp * cfg.ep) * count
     _add_embedding_and_head(model, job, cfg, devices[0], devices[(len(chunk_layers) - 1) % cfg.pp])
     return devices
 
@@ -136,5 +143,46 @@ def evaluate_training(
     """
     pl = resolve_placement(cfg, cluster, gpus)
     chunk_layers = list(cfg.layers_per_stage or split_layers(model.n_layers, cfg.pp * cfg.vpp))
-    devices = _device_work(model, job, cfg, pl, chunk_layers)
+    key = _work_key(model, job, cfg, pl)
+    if key not in _WORK:
+        if len(_WORK) > _WORK_LIMIT:
+            _WORK.clear()
+        _WORK[key] = _device_work(model, job, cfg, pl, chunk_layers)
+    devices = [replace(d, layers=list(d.layers)) for d in _WORK[key]]
     return assemble(job, model, cfg, pl, devices, len(chunk_layers))
+
+
+_WORK: dict[tuple[object, ...], list[DeviceWork]] = {}
+_WORK_LIMIT = 20_000
+_NOT_IN_WORK = {
+    "dp",
+    "placement",
+    "tcp_connections",
+    "wan_sharing",
+    "dp_cell_size",
+    "zero_stage",
+    "fsdp",
+    "overlap_dp_comm",
+    "overlap_pp_comm",
+    "job",
+    "gpu",
+}
+
+
+def _work_key(
+    model: ModelSpec, job: TrainingJob, cfg: TrainingConfig, pl: Placement
+) -> tuple[object, ...]:
+    """What per-device work depends on: the architecture, the sequence, the configuration
+    except DP, ZeRO and placement, and each device's GPU type and node fabric (memo key)."""
+    fields = tuple((k, str(v)) for k, v in cfg if k not in _NOT_IN_WORK)
+    devices = tuple(
+        (
+            pl.gpu_of(d).id,
+            pl.pool_of(d).gpus_per_node,
+            pl.pool_of(d).intra_node_bw_gb_s,
+            pl.pool_of(d).inter_node_bw_gbps,
+            pl.pool_of(d).inter_node_latency_us,
+        )
+        for d in range(cfg.pp)
+    )
+    return (model, job.seq_len, job.precision, fields, devices)

@@ -30,6 +30,13 @@ class FfnType(StrEnum):
     SWIGLU = "swiglu"
 
 
+class WanSharing(StrEnum):
+    """How data-parallel pipelines share a WAN path: all at once, or in DP-cell rotations."""
+
+    FAIR = "fair"
+    TEMPORAL = "temporal"
+
+
 class Schedule(StrEnum):
     """Pipeline schedule."""
 

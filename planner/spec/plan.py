@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from planner.spec.base import AttentionImpl, Precision, Recompute, Schedule, Spec
+from planner.spec.base import AttentionImpl, Precision, Recompute, Schedule, Spec, WanSharing
 
 
 class StagePlacement(Spec):
@@ -60,7 +60,11 @@ class TrainingConfig(Spec):
     """Which pools host which stages; empty means all stages in the first allowed pool."""
     power_cap_w: float | None = Field(default=None, gt=0)
     tcp_connections: int = Field(default=1, gt=0)
-    """Parallel TCP connections per WAN crossing."""
+    """Parallel TCP connections of one pipeline's transfer across a WAN crossing."""
+    wan_sharing: WanSharing = WanSharing.TEMPORAL
+    """How pipelines crossing one WAN path share it (``costmodel.wan``)."""
+    dp_cell_size: int | None = Field(default=None, gt=0)
+    """Pipelines per DP-cell under temporal sharing; default ``c*`` of ``costmodel.wan``."""
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainingConfig:

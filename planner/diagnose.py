@@ -1,0 +1,92 @@
+"""Why a problem has no plan: the constraint that binds and by how much (solver-free)."""
+
+from __future__ import annotations
+
+from planner.candidates import Space
+from planner.catalog import Catalog
+from planner.costmodel.energy import provisioned_power_w
+from planner.costmodel.flops import total_params
+from planner.costmodel.memory import GRAD_BYTES, OPTIMIZER_BYTES, WEIGHT_BYTES
+from planner.spec.problem import Problem
+from planner.units import GIB
+
+
+def _tb(n_bytes: float) -> str:
+    return f"{n_bytes / 1e12:.2f} TB"
+
+
+def explain_infeasible(problem: Problem, catalog: Catalog, space: Space) -> str:
+    """One sentence per binding reason, most basic first (memory, GPUs, power, floor)."""
+    reasons: list[str] = []
+    cluster = problem.cluster
+    for job in problem.workloads.training:
+        model = catalog.model(job.model)
+        pools = [
+            p
+            for p in cluster.pools
+            if (job.allowed_sites is None or p.site in job.allowed_sites)
+            and (job.allowed_gpus is None or p.gpu in {catalog.gpu(g).id for g in job.allowed_gpus})
+        ]
+        if not pools:
+            reasons.append(f"{job.id}: no pool is in its allowed sites and GPU types")
+            continue
+        states = total_params(model) * (WEIGHT_BYTES + GRAD_BYTES + OPTIMIZER_BYTES[job.optimizer])
+        by_site: dict[str, float] = {}
+        for p in pools:
+            by_site[p.site] = by_site.get(p.site, 0.0) + p.n_gpus * catalog.gpus[p.gpu].hbm_gib
+        site, hbm = max(by_site.items(), key=lambda kv: kv[1])
+        total = sum(by_site.values()) * GIB
+        if states > total:
+            reasons.append(
+                f"{job.id}: {model.id} needs >= {_tb(states)} of weights, gradients and "
+                f"optimizer state; all eligible GPUs offer {_tb(total)} (short by "
+                f"{_tb(states - total)}); the largest site {site!r} offers {_tb(hbm * GIB)}"
+            )
+            continue
+        fewest = space.fewest_gpus.get(job.id)
+        have = sum(p.n_gpus for p in pools)
+        if fewest is None:
+            reasons.append(
+                f"{job.id}: no configuration fits memory on the {have} eligible GPUs "
+                f"({_tb(total)} of HBM for >= {_tb(states)} of model state plus activations)"
+            )
+            continue
+        room = 0
+        for s in {p.site for p in pools}:
+            site_pools = [p for p in pools if p.site == s]
+            spec = cluster.site(s)
+            w = min(
+                provisioned_power_w(catalog.gpus[p.gpu], p, catalog.gpus[p.gpu].power_cap_min_w)
+                for p in site_pools
+            )
+            by_power = int(spec.power_budget_mw * 1e6 / (w * spec.pue))
+            room += min(by_power, sum(p.n_gpus for p in site_pools))
+        if fewest > room:
+            reasons.append(
+                f"{job.id}: the smallest configuration that fits memory needs {fewest} GPUs; "
+                f"site power budgets allow {room} eligible GPUs even at the lowest power cap "
+                f"(short by {fewest - room} GPUs)"
+            )
+            continue
+        best = space.best_tokens_per_s.get(job.id)
+        floor = space.objective.min_tokens_per_s
+        if floor is not None and best is not None and best < floor:
+            reasons.append(
+                f"{job.id}: the fastest plan reaches {best:,.0f} tokens/s; the floor asks "
+                f"{floor:,.0f} (short by {100 * (1 - best / floor):.1f}%)"
+            )
+            continue
+        for deadline in (space.objective.deadline_h, job.deadline_h):
+            if deadline is not None and best is not None:
+                hours = job.tokens_to_train / best / 3600.0
+                if hours > deadline:
+                    reasons.append(
+                        f"{job.id}: the fastest plan needs {hours:,.1f} h; the deadline is "
+                        f"{deadline:g} h (late by {hours - deadline:,.1f} h)"
+                    )
+    if not reasons:
+        reasons.append(
+            "every job fits on its own, but not all together: the GPU inventory and site power "
+            "budgets cannot host the chosen configurations at once"
+        )
+    return "; ".join(reasons)

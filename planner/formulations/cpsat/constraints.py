@@ -1,0 +1,65 @@
+"""Constraint families of the CP-SAT formulation, one private method each (names match
+docs/formulation.md and the MILP mirror)."""
+
+from __future__ import annotations
+
+from ortools.sat.python import cp_model
+
+from planner.formulations.cpsat import scaling
+from planner.formulations.cpsat.variables import Variables, usage
+from planner.formulations.index import Index
+
+
+class Constraints:
+    """Adds every constraint family of the formulation to ``model``."""
+
+    def __init__(self, model: cp_model.CpModel, ix: Index, v: Variables) -> None:
+        self.model, self.ix, self.v = model, ix, v
+
+    def add_all(self) -> None:
+        self._one_plan()
+        self._device_once()
+        self._chain_order()
+        self._gpu_inventory()
+        self._power_budget()
+
+    def _one_plan(self) -> None:
+        # one_plan[j]: every training job runs exactly one column
+        for job, cols in self.ix.by_job.items():
+            self.model.add_exactly_one(self.v.pick[c] for c in cols).with_name(f"one_plan_{job}")
+
+    def _device_once(self) -> None:
+        # device_once[c, d]: a chosen pipeline column puts each device on one chain pool
+        for c in self.ix.pipeline:
+            col = self.ix.space.columns[c]
+            for d in range(col.pp):
+                row = sum(self.v.at[c, d, i] for i in range(len(col.layout.pools)))
+                self.model.add(row == self.v.pick[c]).with_name(f"device_once_{c}_{d}")
+
+    def _chain_order(self) -> None:
+        # chain_start/end[c]: device 0 on the first chain pool, the last device on the last;
+        # chain_step[c, d]: pos(d+1) - pos(d) in {0, 1} -> contiguous blocks, none empty
+        for c in self.ix.pipeline:
+            col = self.ix.space.columns[c]
+            last = len(col.layout.pools) - 1
+            at, pick = self.v.at, self.v.pick[c]
+            self.model.add(at[c, 0, 0] == pick).with_name(f"chain_start_{c}")
+            self.model.add(at[c, col.pp - 1, last] == pick).with_name(f"chain_end_{c}")
+            for d in range(col.pp - 1):
+                step = sum(i * (at[c, d + 1, i] - at[c, d, i]) for i in range(last + 1))
+                self.model.add(step >= 0).with_name(f"chain_step_lo_{c}_{d}")
+                self.model.add(step <= pick).with_name(f"chain_step_hi_{c}_{d}")
+
+    def _gpu_inventory(self) -> None:
+        # gpu_inventory[p]: GPUs taken from pool p <= its GPUs
+        for pool_id, terms in self.ix.pool_gpus.items():
+            have = self.ix.cluster.pool(pool_id).n_gpus
+            row = sum(usage(self.v, self.ix, t, round(t.coef)) for t in terms)
+            self.model.add(row <= have).with_name(f"gpu_inventory_{pool_id}")
+
+    def _power_budget(self) -> None:
+        # power_budget[s]: PUE x (GPUs at their caps + node power) in site s <= budget
+        for site_id, terms in self.ix.site_watts.items():
+            budget = self.ix.cluster.site(site_id).power_budget_mw * 1e6
+            row = sum(usage(self.v, self.ix, t, scaling.watts_left(t.coef)) for t in terms)
+            self.model.add(row <= scaling.watts_right(budget)).with_name(f"power_budget_{site_id}")

@@ -1,0 +1,41 @@
+"""Integer scaling for CP-SAT (which needs integer coefficients), in one place.
+
+* Objective: every coefficient times ``OBJECTIVE_RESOLUTION / max|coef|``, rounded, so the
+  largest term keeps 9 significant digits; the bound is scaled back.
+* GPUs are integers already.
+* Power rows in whole watts, rounded up on the left and down on the right, so CP-SAT never
+  accepts a plan the exact (MILP) row rejects; it may reject a plan within a few watts of a
+  budget that the MILP accepts.
+"""
+
+from __future__ import annotations
+
+import math
+
+OBJECTIVE_RESOLUTION = 1e9
+
+
+def objective_scale(coefs: list[float]) -> float:
+    """Factor turning the objective's coefficients into integers with 9 significant digits."""
+    biggest = max((abs(c) for c in coefs), default=0.0)
+    return OBJECTIVE_RESOLUTION / biggest if biggest > 0 else 1.0
+
+
+def scaled(coef: float, scale: float) -> int:
+    """A coefficient in objective units."""
+    return round(coef * scale)
+
+
+def unscaled(value: float, scale: float) -> float:
+    """Back to the objective's units."""
+    return value / scale
+
+
+def watts_left(coef: float) -> int:
+    """A power coefficient, rounded up (conservative on the left-hand side)."""
+    return math.ceil(coef - 1e-9)
+
+
+def watts_right(budget_w: float) -> int:
+    """A power budget, rounded down."""
+    return math.floor(budget_w + 1e-9)

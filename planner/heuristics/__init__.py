@@ -1,0 +1,1 @@
+"""Solver-free backends: the greedy baseline and the exhaustive oracle."""

@@ -1,0 +1,120 @@
+"""From a backend's choices to a plan and its certified figures (solver-free).
+
+Every backend returns one :class:`~planner.result.Choice` per job; this module turns them
+into a :class:`~planner.spec.plan.Plan`, re-scores the plan with the cost model and reports
+the objective the cost model gives (so a plan's reported objective is what ``evaluate`` says).
+"""
+
+from __future__ import annotations
+
+from planner.candidates import Column, Space, objective_value, placement_for
+from planner.catalog import Catalog
+from planner.costmodel.metrics import TrainingMetrics
+from planner.costmodel.training import evaluate_training
+from planner.result import Choice, Result, Status, relative_gap
+from planner.spec.base import WanSharing
+from planner.spec.plan import Plan, TrainingConfig
+from planner.spec.problem import ObjectiveKind, Problem
+
+
+def config_of(col: Column, stages: tuple[int, ...] = ()) -> TrainingConfig:
+    """The column's configuration placed with ``stages`` per layout pool (pipeline) or its
+    reference placement."""
+    if col.layout.mode != "pipeline" or not stages:
+        return col.cfg
+    return col.cfg.model_copy(
+        update={"placement": placement_for(col.layout, col.cfg, list(stages))}
+    )
+
+
+def plan_from_choices(space: Space, choices: list[Choice]) -> Plan:
+    """The plan made of one configuration per job."""
+    return Plan(training=[config_of(space.columns[c.column], c.stages) for c in choices])
+
+
+def _explicit_cells(problem: Problem, catalog: Catalog, plan: Plan) -> Plan:
+    """Write the DP-cell size the cost model used into each configuration that crosses a WAN
+    (so the saved plan records its cells)."""
+    configs = []
+    for cfg, m in zip(plan.training, evaluate_plan(problem, plan, catalog), strict=True):
+        temporal = cfg.wan_sharing is WanSharing.TEMPORAL
+        if m.dp_cell_size is not None and cfg.dp_cell_size is None and temporal:
+            cfg = cfg.model_copy(update={"dp_cell_size": m.dp_cell_size})
+        configs.append(cfg)
+    return Plan(training=configs)
+
+
+def evaluate_plan(problem: Problem, plan: Plan, catalog: Catalog) -> list[TrainingMetrics]:
+    """Cost-model figures of every configuration of ``plan``."""
+    out = []
+    for cfg in plan.training:
+        job = problem.workloads.training_job(cfg.job)
+        out.append(
+            evaluate_training(job, catalog.model(job.model), cfg, problem.cluster, catalog.gpus)
+        )
+    return out
+
+
+def plan_objective(problem: Problem, kind: ObjectiveKind, metrics: list[TrainingMetrics]) -> float:
+    """Sum over jobs of the objective (throughput and time weighted by the job's weight)."""
+    weights = {j.id: j.weight for j in problem.workloads.training}
+    return sum(objective_value(kind, m, weights.get(m.job, 1.0)) for m in metrics)
+
+
+def choice_value(space: Space, choice: Choice) -> float:
+    """The formulation's linear value of one choice (``const + sum coef``)."""
+    col = space.columns[choice.column]
+    value = col.const
+    if col.coef and choice.stages:
+        d = 0
+        for i, n in enumerate(choice.stages):
+            for _ in range(n):
+                value += col.coef[d][i]
+                d += 1
+    return value
+
+
+def finish(
+    problem: Problem,
+    catalog: Catalog,
+    space: Space,
+    choices: list[Choice] | None,
+    status: Status,
+    backend: str,
+    bound: float | None,
+    solve_time_s: float,
+    stats: dict[str, object] | None = None,
+    explanation: str = "",
+) -> Result:
+    """A :class:`Result` with the decoded plan re-scored by the cost model."""
+    info: dict[str, object] = {**space.stats, **(stats or {})}
+    if not choices:
+        return Result(
+            status,
+            backend,
+            space.objective.kind.value,
+            bound=bound,
+            solve_time_s=solve_time_s,
+            explanation=explanation,
+            stats=info,
+        )
+    plan = _explicit_cells(problem, catalog, plan_from_choices(space, choices))
+    metrics = evaluate_plan(problem, plan, catalog)
+    objective = plan_objective(problem, space.objective.kind, metrics)
+    if bound is not None:
+        # The bound can never be worse than a plan the backend found.
+        bound = max(bound, objective) if space.maximise else min(bound, objective)
+    return Result(
+        status=status,
+        backend=backend,
+        objective_kind=space.objective.kind.value,
+        objective=objective,
+        bound=bound,
+        gap=relative_gap(objective, bound),
+        solve_time_s=solve_time_s,
+        plan=plan,
+        metrics=metrics,
+        choices=list(choices),
+        explanation=explanation,
+        stats=info,
+    )

@@ -1,0 +1,186 @@
+"""``plan``: enumerate columns, then select and place them with one backend.
+
+Backends: ``milp`` (PuLP + CBC), ``cpsat`` (OR-Tools), ``exhaustive`` (the oracle) and
+``greedy`` (the Atlas/Megatron baseline, also the warm start of both formulations). The
+solver modules are imported on demand, so a process that only evaluates never loads them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from typing import Any
+
+from planner.candidates import Space, enumerate_space, placement_for
+from planner.catalog import Catalog, default_catalog
+from planner.diagnose import explain_infeasible
+from planner.heuristics.exhaustive import exhaustive
+from planner.heuristics.greedy import greedy
+from planner.result import Choice, Result, SolveOptions, Status
+from planner.solution import finish
+from planner.spec.plan import Plan, TrainingConfig
+from planner.spec.problem import Objective, Problem
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("milp", "cpsat", "exhaustive", "greedy")
+_CORE = (
+    "job",
+    "gpu",
+    "tp",
+    "pp",
+    "dp",
+    "cp",
+    "ep",
+    "micro_batch",
+    "schedule",
+    "vpp",
+    "recompute",
+    "zero_stage",
+    "fsdp",
+    "power_cap_w",
+)
+
+
+def _core(cfg: TrainingConfig) -> tuple[Any, ...]:
+    return tuple(getattr(cfg, f) for f in _CORE)
+
+
+def choices_for(space: Space, plan: Plan) -> list[Choice] | None:
+    """The columns (and stage splits) that express ``plan``, if the space holds them."""
+    out = []
+    for cfg in plan.training:
+        pools = tuple(e.pool for e in cfg.placement)
+        stages = tuple(e.last_stage - e.first_stage + 1 for e in cfg.placement)
+        match = None
+        for col in space.columns:
+            if col.job != cfg.job or _core(col.cfg) != _core(cfg):
+                continue
+            if col.layout.mode == "single" and len(pools) == 1 and col.layout.pools == pools:
+                match = Choice(col.index)
+            elif col.layout.mode == "pipeline" and col.layout.pools == pools:
+                match = Choice(col.index, stages)
+            if match is not None:
+                break
+        if match is None:
+            return None
+        out.append(match)
+    return out
+
+
+def _greedy_result(problem: Problem, catalog: Catalog, space: Space, t0: float) -> Result:
+    plan = greedy(problem, catalog)
+    if plan is None:
+        return Result(
+            Status.INFEASIBLE,
+            "greedy",
+            space.objective.kind.value,
+            solve_time_s=time.perf_counter() - t0,
+            explanation="the Atlas/Megatron rule found no placement",
+            stats=space.stats,
+        )
+    from planner.solution import evaluate_plan, plan_objective
+
+    metrics = evaluate_plan(problem, plan, catalog)
+    return Result(
+        Status.FEASIBLE,
+        "greedy",
+        space.objective.kind.value,
+        objective=plan_objective(problem, space.objective.kind, metrics),
+        solve_time_s=time.perf_counter() - t0,
+        plan=plan,
+        metrics=metrics,
+        stats=dict(space.stats),
+    )
+
+
+def plan(
+    problem: Problem,
+    catalog: Catalog | None = None,
+    objective: Objective | None = None,
+    backend: str = "milp",
+    options: SolveOptions | None = None,
+) -> Result:
+    """The best plan of ``problem`` under ``objective`` (default: the problem's), with its
+    status, bound and gap. Infeasible problems come back with an explanation."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r} (expected one of {', '.join(BACKENDS)})")
+    cat = catalog or default_catalog()
+    opts = options or SolveOptions()
+    t0 = time.perf_counter()
+    space = enumerate_space(problem, cat, objective)
+    enum_s = time.perf_counter() - t0
+    log.info("enumerated %s in %.2f s", space.stats, enum_s)
+    if backend == "greedy":
+        return _greedy_result(problem, cat, space, t0)
+    if not space.columns or any(not any(c.job == j for c in space.columns) for j in space.jobs):
+        return finish(
+            problem,
+            cat,
+            space,
+            None,
+            Status.INFEASIBLE,
+            backend,
+            None,
+            time.perf_counter() - t0,
+            {"enumerate_s": enum_s},
+            explain_infeasible(problem, cat, space),
+        )
+    if backend == "exhaustive":
+        status, choices, scored, why = exhaustive(problem, cat, space, opts.time_limit_s)
+        bound = None
+        result = finish(
+            problem,
+            cat,
+            space,
+            choices,
+            status,
+            "exhaustive",
+            bound,
+            time.perf_counter() - t0,
+            {"plans_scored": scored, "enumerate_s": enum_s},
+            why,
+        )
+        if result.ok and status is Status.OPTIMAL:
+            result.bound, result.gap = result.objective, 0.0
+    else:
+        result = _formulation(problem, cat, space, backend, opts, t0, enum_s)
+    if result.status is Status.INFEASIBLE and not result.explanation:
+        result.explanation = explain_infeasible(problem, cat, space)
+    return result
+
+
+def _formulation(
+    problem: Problem,
+    cat: Catalog,
+    space: Space,
+    backend: str,
+    opts: SolveOptions,
+    t0: float,
+    enum_s: float,
+) -> Result:
+    mod = importlib.import_module(f"planner.formulations.{backend}.model")
+    built = mod.build(space, problem.cluster)
+    if opts.warm_start:
+        base = greedy(problem, cat)
+        warm = choices_for(space, base) if base is not None else None
+        if warm:
+            mod.warm_start(built, warm)
+    raw = mod.solve(built, opts)
+    choices = mod.decode(built, raw) if raw.status in (Status.OPTIMAL, Status.FEASIBLE) else None
+    stats = {**raw.stats, "enumerate_s": enum_s, "solver_s": raw.wall_s}
+    return finish(
+        problem,
+        cat,
+        space,
+        choices,
+        raw.status,
+        mod.BACKEND,
+        raw.bound,
+        time.perf_counter() - t0,
+        stats,
+    )
+
+
+__all__ = ["BACKENDS", "choices_for", "placement_for", "plan"]
