@@ -436,13 +436,16 @@ def _stage_split(pp: int, caps: list[int]) -> list[int] | None:
 
 
 def _dp_split(dp: int, sizes: list[int], per_replica: int) -> list[int] | None:
-    room = [s // per_replica for s in sizes]
-    if len(sizes) > dp or min(room) < 1 or sum(room) < dp:
+    """DP replicas per pool for a ``data`` layout: as even as possible (the remainder to the
+    first pools), independent of the pools' sizes so more capacity never changes a column;
+    None if a pool cannot hold its share."""
+    n = len(sizes)
+    if n > dp:
         return None
-    split = [1] * len(sizes)
-    for _ in range(dp - len(sizes)):
-        i = max(range(len(sizes)), key=lambda j: (room[j] - split[j], -j))
-        split[i] += 1
+    base, extra = divmod(dp, n)
+    split = [base + (1 if i < extra else 0) for i in range(n)]
+    if any(k * per_replica > s for k, s in zip(split, sizes, strict=True)):
+        return None
     return split
 
 

@@ -14,11 +14,14 @@ Palak et al. 2024, Sec. 3). The pipelines are grouped into **DP-cells** of ``c``
 
 ``c = 1`` is fair (spatial) sharing: all ``D`` transfers at once at ``B / D`` each. Too many
 cells (small ``c``) make each transfer slow (``rho = B / n < r``: long fill and drain); too few
-(large ``c``) leave the path idle when one transfer cannot fill it (``n r < B``). The cell size
-that does neither is ``c* = floor(D / ceil(B / r))``: just enough concurrent transfers to fill
-the link, each at its full single-transfer rate. This is the DESIGN.md intuition of about
-``ceil(C) + 1`` pipelines per cell, with the compute gap replaced by the flow cap that
-actually limits one transfer.
+(large ``c``) leave the path idle when one transfer cannot fill it (``n r < B``). The rule of
+thumb ``c* = floor(D / ceil(B / r))`` runs just enough concurrent transfers to fill the link,
+each at its full single-transfer rate: when ``c*`` divides ``D`` it has the shortest round
+(``D V / B``) and, among cell sizes with that round, the fastest transfer. When it does not
+divide ``D``, the planner compares it with its neighbours, fair sharing and one single cell
+through the full cost model. This is the DESIGN.md intuition of about ``ceil(C) + 1``
+pipelines per cell, with the compute gap replaced by the flow cap that actually limits one
+transfer.
 """
 
 from __future__ import annotations

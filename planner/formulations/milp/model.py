@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,6 @@ class Raw:
     """What the solver returned."""
 
     status: Status
-    values: dict[str, float] = field(default_factory=dict)
     bound: float | None = None
     wall_s: float = 0.0
     stats: dict[str, object] = field(default_factory=dict)
@@ -46,7 +46,7 @@ def build(space: Space, cluster: Cluster) -> Built:
     ix = build_index(space, cluster)
     sense = pulp.LpMaximize if space.maximise else pulp.LpMinimize
     prob = pulp.LpProblem("planner", sense)
-    v = make_variables(ix)
+    v = make_variables(prob, ix)
     prob += objective(ix, v), "objective"
     Constraints(prob, ix, v).add_all()
     return Built(prob, ix, v)
@@ -80,21 +80,28 @@ def _log_bound(log: str, objective: float | None, maximise: bool) -> float | Non
     return objective + g if maximise else objective - g
 
 
+def _cbc(options: SolveOptions, log_path: str) -> pulp.LpSolver:
+    return pulp.PULP_CBC_CMD(
+        msg=False,
+        timeLimit=max(1, round(options.time_limit_s)),
+        gapRel=options.rel_gap,
+        threads=options.threads,
+        warmStart=options.warm_start,
+        logPath=log_path,
+        options=[f"randomSeed {options.seed + 1}", f"randomCbcSeed {options.seed + 1}"],
+    )
+
+
 def solve(built: Built, options: SolveOptions) -> Raw:
     """Run CBC (single thread, fixed seed: the same input gives the same plan)."""
     if options.export_model:
         built.prob.writeLP(options.export_model)
     with tempfile.TemporaryDirectory() as tmp:
         log_path = Path(tmp) / "cbc.log"
-        solver = pulp.PULP_CBC_CMD(
-            msg=False,
-            timeLimit=max(1, round(options.time_limit_s)),
-            gapRel=options.rel_gap,
-            threads=options.threads,
-            warmStart=options.warm_start,
-            logPath=str(log_path),
-            options=[f"randomSeed {options.seed + 1}", f"randomCbcSeed {options.seed + 1}"],
-        )
+        with warnings.catch_warnings():
+            # PuLP 3.x deprecates the bundled-CBC command in favour of 4.0's; it still works.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            solver = _cbc(options, str(log_path))
         t0 = time.perf_counter()
         built.prob.solve(solver)
         wall = time.perf_counter() - t0
@@ -110,13 +117,12 @@ def solve(built: Built, options: SolveOptions) -> Raw:
         return Raw(Status.TIME_LIMIT_NO_SOLUTION if timed_out else Status.ERROR, wall_s=wall)
     value = pulp.value(built.prob.objective)
     status = Status.OPTIMAL if built.prob.sol_status == pulp.LpSolutionOptimal else Status.FEASIBLE
-    values = {v.name: float(v.varValue or 0.0) for v in built.prob.variables()}
     bound = _log_bound(log, value, built.prob.sense == pulp.LpMaximize)
     stats: dict[str, object] = {
-        "variables": len(values),
-        "constraints": len(built.prob.constraints),
+        "variables": built.prob.numVariables(),
+        "constraints": built.prob.numConstraints(),
     }
-    return Raw(status, values, bound, wall, stats)
+    return Raw(status, bound, wall, stats)
 
 
 def decode(built: Built, raw: Raw) -> list[Choice]:

@@ -19,15 +19,15 @@ class Variables:
     at: dict[tuple[int, int, int], pulp.LpVariable]
 
 
-def make_variables(ix: Index) -> Variables:
+def make_variables(prob: pulp.LpProblem, ix: Index) -> Variables:
     """One binary per column, and one per (pipeline column, device, chain position)."""
-    pick = {c.index: pulp.LpVariable(f"pick_{c.index}", cat="Binary") for c in ix.space.columns}
+    pick = {c.index: prob.add_variable(f"pick_{c.index}", cat="Binary") for c in ix.space.columns}
     at: dict[tuple[int, int, int], pulp.LpVariable] = {}
     for c in ix.pipeline:
         col = ix.space.columns[c]
         for d in range(col.pp):
             for i in range(len(col.layout.pools)):
-                at[c, d, i] = pulp.LpVariable(f"at_{c}_{d}_{i}", cat="Binary")
+                at[c, d, i] = prob.add_variable(f"at_{c}_{d}_{i}", cat="Binary")
     return Variables(pick, at)
 
 

@@ -1,0 +1,87 @@
+"""Tiny random planning problems (hypothesis strategies) for oracle and conformance tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+
+from planner.load import problem_from_dict
+from planner.spec.problem import Problem
+
+TINY_MODEL = {
+    "id": "tiny-gpt",
+    "n_layers": 8,
+    "hidden_size": 1024,
+    "n_heads": 8,
+    "ffn_hidden_size": 4096,
+    "vocab_size": 32000,
+    "source": "synthetic 8-layer GPT for tests",
+}
+KINDS = ["throughput", "time_to_train", "energy", "carbon", "cost"]
+
+
+@st.composite
+def tiny_problems(draw: st.DrawFn) -> dict[str, Any]:
+    """A raw input: 1-3 sites of 1-2 four-GPU nodes, random WAN and power budgets, the tiny
+    GPT, a random objective."""
+    n_sites = draw(st.integers(1, 3))
+    gpu = draw(st.sampled_from(["h100-sxm-80gb", "a100-sxm-80gb"]))
+    sites, pools, links = [], [], []
+    for i in range(n_sites):
+        nodes = draw(st.integers(1, 2))
+        # ~0.8-1.3 kW per GPU at full power with node overhead and PUE: budgets from
+        # "binds hard" to "ample".
+        budget_kw = draw(st.sampled_from([2.0, 3.5, 5.0, 12.0])) * nodes
+        sites.append(
+            {
+                "id": f"s{i}",
+                "power_budget_mw": budget_kw / 1e3,
+                "pue": draw(st.sampled_from([1.1, 1.3])),
+                "carbon_g_per_kwh": draw(st.sampled_from([50, 400, 700])),
+                "electricity_usd_per_mwh": draw(st.sampled_from([60, 120])),
+            }
+        )
+        pools.append(
+            {
+                "id": f"p{i}",
+                "site": f"s{i}",
+                "gpu": gpu,
+                "nodes": nodes,
+                "gpus_per_node": 4,
+                "usd_per_gpu_hour": draw(st.sampled_from([0.0, 2.0])),
+            }
+        )
+    for i in range(1, n_sites):
+        links.append(
+            {
+                "src": f"s{i - 1}",
+                "dst": f"s{i}",
+                "bw_gbps": draw(st.sampled_from([1, 10, 100, 400])),
+                "rtt_ms": draw(st.sampled_from([2, 30, 120])),
+                "tcp_window_mib": 8,
+            }
+        )
+    kind = draw(st.sampled_from(KINDS))
+    objective: dict[str, Any] = {"kind": kind}
+    return {
+        "name": "tiny-random",
+        "cluster": {"sites": sites, "pools": pools, "links": links},
+        "workloads": {
+            "training": [
+                {
+                    "id": "job",
+                    "model": TINY_MODEL,
+                    "seq_len": 1024,
+                    "global_batch_seqs": draw(st.sampled_from([16, 32])),
+                    "tokens_to_train": 1e9,
+                }
+            ]
+        },
+        "objective": objective,
+    }
+
+
+def build(raw: dict[str, Any]) -> Problem:
+    """The validated problem of a raw input."""
+    return problem_from_dict(raw, {}, None)
