@@ -18,7 +18,7 @@ from planner.diagnose import explain_infeasible
 from planner.heuristics.exhaustive import exhaustive
 from planner.heuristics.greedy import greedy
 from planner.result import Choice, Result, SolveOptions, Status
-from planner.solution import finish
+from planner.solution import evaluate_plan, finish, plan_objective
 from planner.spec.plan import Plan, TrainingConfig
 from planner.spec.problem import Objective, Problem
 
@@ -69,29 +69,26 @@ def choices_for(space: Space, plan: Plan) -> list[Choice] | None:
     return out
 
 
-def _greedy_result(problem: Problem, catalog: Catalog, space: Space, t0: float) -> Result:
-    plan = greedy(problem, catalog)
-    if plan is None:
+def _greedy_result(problem: Problem, catalog: Catalog, objective: Objective, t0: float) -> Result:
+    base = greedy(problem, catalog)
+    kind = objective.kind.value
+    if base is None:
         return Result(
             Status.INFEASIBLE,
             "greedy",
-            space.objective.kind.value,
+            kind,
             solve_time_s=time.perf_counter() - t0,
             explanation="the Atlas/Megatron rule found no placement",
-            stats=space.stats,
         )
-    from planner.solution import evaluate_plan, plan_objective
-
-    metrics = evaluate_plan(problem, plan, catalog)
+    metrics = evaluate_plan(problem, base, catalog)
     return Result(
         Status.FEASIBLE,
         "greedy",
-        space.objective.kind.value,
-        objective=plan_objective(problem, space.objective.kind, metrics),
+        kind,
+        objective=plan_objective(problem, objective.kind, metrics),
         solve_time_s=time.perf_counter() - t0,
-        plan=plan,
+        plan=base,
         metrics=metrics,
-        stats=dict(space.stats),
     )
 
 
@@ -109,11 +106,11 @@ def plan(
     cat = catalog or default_catalog()
     opts = options or SolveOptions()
     t0 = time.perf_counter()
+    if backend == "greedy":
+        return _greedy_result(problem, cat, objective or problem.objective, t0)
     space = enumerate_space(problem, cat, objective)
     enum_s = time.perf_counter() - t0
     log.info("enumerated %s in %.2f s", space.stats, enum_s)
-    if backend == "greedy":
-        return _greedy_result(problem, cat, space, t0)
     if not space.columns or any(not any(c.job == j for c in space.columns) for j in space.jobs):
         return finish(
             problem,
