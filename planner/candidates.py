@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 from dataclasses import dataclass, field
 
 from planner.catalog import Catalog
@@ -113,6 +114,10 @@ class Space:
     """Per job, the best throughput of any column before the floor and deadline."""
     fewest_gpus: dict[str, int] = field(default_factory=dict)
     """Per job, the fewest GPUs of any configuration that fits memory."""
+    complete: bool = True
+    """False when a deadline stopped the search before every column was examined."""
+    open_bound: float | None = None
+    """Best objective any unexamined column could reach (None if unknown or complete)."""
 
     @property
     def maximise(self) -> bool:
@@ -722,8 +727,14 @@ def enumerate_space(
     objective: Objective | None = None,
     max_subsets: int = 3,
     prune: bool = True,
+    deadline: float | None = None,
 ) -> Space:
-    """Every column of every training job of ``problem`` (see the module docstring)."""
+    """Every column of every training job of ``problem`` (see the module docstring).
+
+    ``deadline`` (a ``time.perf_counter()`` value) stops the search early; for one job the
+    best bound among the columns not examined is kept in :attr:`Space.open_bound`, so the
+    plan found still comes with a valid gap.
+    """
     objective = objective or problem.objective
     kind = objective.kind
     cluster = problem.cluster
@@ -736,6 +747,7 @@ def enumerate_space(
     sign = -1.0 if kind in MAXIMISE else 1.0
     best_tps: dict[str, float] = {}
     fewest: dict[str, int] = {}
+    open_bound: float | None = None
 
     def worse(value: float, incumbent: float | None) -> bool:
         return incumbent is not None and sign * value > sign * incumbent + 1e-9 * abs(incumbent)
@@ -786,6 +798,10 @@ def enumerate_space(
                 if single_job and worse(sign * key, incumbent):
                     stats["pruned_bound"] += len(pairs) - n
                     break
+                if deadline is not None and time.perf_counter() > deadline:
+                    stats["unexamined"] = stats.get("unexamined", 0) + len(pairs) - n
+                    open_bound = sign * key if single_job else math.nan
+                    break
                 if i not in refs:
                     refs[i] = reference(raw[i])
                 found = refs[i]
@@ -823,7 +839,10 @@ def enumerate_space(
                 continue
             columns.append(dataclass_replace_index(col, len(columns)))
     stats["columns"] = len(columns)
-    return Space(columns, objective, [j.id for j in jobs], stats, best_tps, fewest)
+    space = Space(columns, objective, [j.id for j in jobs], stats, best_tps, fewest)
+    space.open_bound = None if open_bound is None or math.isnan(open_bound) else open_bound
+    space.complete = open_bound is None
+    return space
 
 
 def dataclass_replace_index(col: Column, index: int) -> Column:

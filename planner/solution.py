@@ -104,6 +104,15 @@ def finish(
     if bound is not None:
         # The bound can never be worse than a plan the backend found.
         bound = max(bound, objective) if space.maximise else min(bound, objective)
+    if not space.complete:
+        # Columns left unexamined at the deadline: the proof only covers what was examined.
+        if space.open_bound is None:
+            bound = None
+        elif bound is not None:
+            pick = max if space.maximise else min
+            bound = pick(bound, space.open_bound)
+        if status is Status.OPTIMAL and (bound is None or relative_gap(objective, bound)):
+            status = Status.FEASIBLE
     return Result(
         status=status,
         backend=backend,

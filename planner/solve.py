@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from planner.candidates import Space, enumerate_space, placement_for
@@ -108,10 +109,26 @@ def plan(
     t0 = time.perf_counter()
     if backend == "greedy":
         return _greedy_result(problem, cat, objective or problem.objective, t0)
-    space = enumerate_space(problem, cat, objective)
+    # Enumeration may use most of the time limit; the solver gets the rest (at least 1 s).
+    space = enumerate_space(problem, cat, objective, deadline=t0 + 0.8 * opts.time_limit_s)
     enum_s = time.perf_counter() - t0
+    left = max(1.0, opts.time_limit_s - enum_s)
+    opts = replace(opts, time_limit_s=left)
     log.info("enumerated %s in %.2f s", space.stats, enum_s)
     if not space.columns or any(not any(c.job == j for c in space.columns) for j in space.jobs):
+        if not space.complete:
+            return finish(
+                problem,
+                cat,
+                space,
+                None,
+                Status.TIME_LIMIT_NO_SOLUTION,
+                backend,
+                None,
+                time.perf_counter() - t0,
+                {"enumerate_s": enum_s},
+                "the time limit ran out while enumerating candidates",
+            )
         return finish(
             problem,
             cat,

@@ -103,7 +103,13 @@ def test_instance_expectations(path, catalog):
         assert phrase in result.explanation
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+    derandomize=True,
+)
 @given(tiny_problems())
 def test_random_tiny_problems_match_brute_force(raw):
     """milp and cpsat (pruned space) hit the optimum that brute force finds over the
@@ -133,7 +139,13 @@ def _optimum(raw, catalog) -> float | None:
     return plan(build(raw), catalog, backend="milp").objective
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+    derandomize=True,
+)
 @given(tiny_problems())
 def test_more_resources_never_hurt(raw):
     """More GPUs, more power or more WAN bandwidth never make the optimum worse."""
@@ -214,3 +226,16 @@ def test_infeasible_floor_says_by_how_much(catalog):
     result = plan(build(raw), catalog, backend="cpsat")
     assert result.status is Status.INFEASIBLE
     assert "the floor asks 1,000,000,000" in result.explanation and "short by" in result.explanation
+
+
+def test_deadline_during_enumeration_keeps_a_valid_bound(catalog):
+    """A search stopped early returns its best plan as FEASIBLE with a bound no better than
+    the true optimum (the best unexamined column's bound), or no plan at all."""
+    problem = load(ROOT / "instances" / "large-5site-1k.yaml")
+    full = plan(problem, catalog, backend="milp")
+    for limit in (0.05, 0.3):
+        cut = plan(problem, catalog, backend="milp", options=SolveOptions(time_limit_s=limit))
+        assert cut.status in (Status.FEASIBLE, Status.OPTIMAL, Status.TIME_LIMIT_NO_SOLUTION)
+        if cut.ok:
+            assert cut.objective <= full.objective * (1 + REL)
+            assert cut.bound is None or cut.bound >= full.objective * (1 - REL)
