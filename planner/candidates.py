@@ -800,7 +800,13 @@ def enumerate_space(
                     break
                 if deadline is not None and time.perf_counter() > deadline:
                     stats["unexamined"] = stats.get("unexamined", 0) + len(pairs) - n
-                    open_bound = sign * key if single_job else math.nan
+                    # Keys are sorted, so this one bounds every pair left in this class;
+                    # keep the best over classes.
+                    left = sign * key if single_job else math.nan
+                    if open_bound is None or math.isnan(left):
+                        open_bound = left
+                    elif not math.isnan(open_bound):
+                        open_bound = sign * min(sign * open_bound, key)
                     break
                 if i not in refs:
                     refs[i] = reference(raw[i])

@@ -25,6 +25,14 @@ from tests.conftest import ROOT
 from tests.tiny import build, tiny_problems
 
 REL = 1e-6
+RANDOM = settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+    derandomize=True,
+)
+"""Deterministic in CI; run with more examples by hand (tools-free: raise max_examples)."""
 INSTANCES = sorted((ROOT / "instances").glob("*.yaml"))
 
 
@@ -103,13 +111,7 @@ def test_instance_expectations(path, catalog):
         assert phrase in result.explanation
 
 
-@settings(
-    max_examples=6,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    database=None,
-    derandomize=True,
-)
+@RANDOM
 @given(tiny_problems())
 def test_random_tiny_problems_match_brute_force(raw):
     """milp and cpsat (pruned space) hit the optimum that brute force finds over the
@@ -139,13 +141,7 @@ def _optimum(raw, catalog) -> float | None:
     return plan(build(raw), catalog, backend="milp").objective
 
 
-@settings(
-    max_examples=6,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    database=None,
-    derandomize=True,
-)
+@RANDOM
 @given(tiny_problems())
 def test_more_resources_never_hurt(raw):
     """More GPUs, more power or more WAN bandwidth never make the optimum worse."""
