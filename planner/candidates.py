@@ -42,6 +42,7 @@ from planner.costmodel.iteration import boundary_bytes_per_gpu, cross_site_reduc
 from planner.costmodel.kernels import clock_ratio
 from planner.costmodel.memory import GRAD_BYTES, model_state_bytes
 from planner.costmodel.metrics import TrainingMetrics
+from planner.costmodel.pipeline import pipeline_time
 from planner.costmodel.placement import PlacementError
 from planner.costmodel.training import evaluate_training
 from planner.costmodel.wan import cell_size_options
@@ -197,6 +198,12 @@ def _caps(gpu: GpuSpec) -> list[float | None]:
     for f in CAP_FRACTIONS[1:]:
         caps.append(max(gpu.power_cap_min_w, round(f * gpu.power_cap_max_w)))
     return list(dict.fromkeys(caps))
+
+
+def lowest_cap(gpu: GpuSpec) -> float:
+    """The lowest power cap the enumeration tries on ``gpu``."""
+    caps = [c for c in _caps(gpu) if c is not None]
+    return min(caps) if caps else gpu.power_cap_max_w
 
 
 def _states_fit(
@@ -571,10 +578,25 @@ def _column(
 
 
 def _iteration_bound(
-    j: _Job, ref: TrainingMetrics, cfg: TrainingConfig, layout: Layout, cluster: Cluster
+    j: _Job,
+    ref: TrainingMetrics,
+    cfg: TrainingConfig,
+    layout: Layout,
+    cluster: Cluster,
+    gpu: GpuSpec,
 ) -> float:
-    """:func:`_time_bound` from the candidate's figures on an unlimited single pool."""
-    return _time_bound(j, cfg, layout, cluster, ref.iteration_time_s, ref)
+    """:func:`_time_bound` from the candidate's figures on an unlimited single pool: exact
+    for a single pool; for several pools, the part no placement changes: the pipeline of the
+    devices' per-micro-batch times (kernels and exposed TP/CP/EP, the same on every pool of
+    the class) without fill, plus the optimizer step and the step overhead. The reference's
+    fill and DP exposure are not a bound there: a stage's replicas in one site may reduce
+    over NVLink, and a WAN hop may beat a slow NIC."""
+    if layout.mode == "single":
+        return _time_bound(j, cfg, layout, cluster, ref.iteration_time_s, ref)
+    per_mb = [d.fwd_s + d.bwd_s for d in ref.devices]
+    t_opt = max(d.busy_s - ref.micro_batches * t for d, t in zip(ref.devices, per_mb, strict=True))
+    t = pipeline_time(per_mb, ref.micro_batches, cfg.vpp) + max(0.0, t_opt)
+    return _time_bound(j, cfg, layout, cluster, t + gpu.efficiency.step_overhead_s, ref)
 
 
 def _time_bound(
@@ -585,11 +607,11 @@ def _time_bound(
     t: float,
     ref: TrainingMetrics | None = None,
 ) -> float:
-    """A lower bound on the iteration time of ``cfg`` on ``layout``, from its figures on an
-    unlimited single pool (WAN crossings only add time) and, across sites, the WAN work that
-    cannot overlap: a pipeline's period is at least ``D V / B`` per micro-batch on its
-    narrowest hop (``costmodel.wan``); device 0 cannot finish before its cross-site gradient
-    reduction (``iteration.cross_site_reduce_s``; its drain slack is zero)."""
+    """A lower bound on the iteration time of ``cfg`` on ``layout``: ``t`` (a bound that
+    ignores the layout) and, across sites, the WAN work that cannot overlap: a pipeline's
+    period is at least ``D V / B`` per micro-batch on its narrowest hop (``costmodel.wan``);
+    device 0 cannot finish before its cross-site gradient reduction
+    (``iteration.cross_site_reduce_s``; its drain slack is zero)."""
     if layout.mode == "pipeline":
         hops = [_path(cluster, a, b) for a, b in itertools.pairwise(layout.pools)]
         wan = [h.bw_gbps for h in hops if h is not None and h.kind == "wan"]
@@ -631,7 +653,7 @@ def _bound(
     gpu: GpuSpec,
 ) -> float:
     """Best value ``cfg`` can reach on ``layout`` (see :func:`_iteration_bound`)."""
-    t = _iteration_bound(j, ref, cfg, layout, cluster)
+    t = _iteration_bound(j, ref, cfg, layout, cluster, gpu)
     if kind in (ObjectiveKind.THROUGHPUT, ObjectiveKind.TIME_TO_TRAIN):
         return _value_at(kind, j, t)
     pools = [cluster.pool(p) for p in layout.pools]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from planner.candidates import Space
+from planner.candidates import Space, lowest_cap
 from planner.catalog import Catalog
 from planner.costmodel.energy import provisioned_power_w
 from planner.costmodel.flops import total_params
@@ -56,7 +56,7 @@ def explain_infeasible(problem: Problem, catalog: Catalog, space: Space) -> str:
             site_pools = [p for p in pools if p.site == s]
             spec = cluster.site(s)
             w = min(
-                provisioned_power_w(catalog.gpus[p.gpu], p, catalog.gpus[p.gpu].power_cap_min_w)
+                provisioned_power_w(catalog.gpus[p.gpu], p, lowest_cap(catalog.gpus[p.gpu]))
                 for p in site_pools
             )
             by_power = int(spec.power_budget_mw * 1e6 / (w * spec.pue))
@@ -64,7 +64,7 @@ def explain_infeasible(problem: Problem, catalog: Catalog, space: Space) -> str:
         if fewest > room:
             reasons.append(
                 f"{job.id}: the smallest configuration that fits memory needs {fewest} GPUs; "
-                f"site power budgets allow {room} eligible GPUs even at the lowest power cap "
+                f"site power budgets allow {room} eligible GPUs even at the lowest power cap tried "
                 f"(short by {fewest - room} GPUs)"
             )
             continue

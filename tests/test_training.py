@@ -119,3 +119,24 @@ def test_heterogeneous_stages_pace_by_the_slowest(geo, catalog):
     fast = [d for d in m.devices if d.gpu == "h100-sxm-80gb"]
     assert min(d.fwd_s for d in slow) > max(d.fwd_s for d in fast)
     assert m.iteration_time_s > _run(geo, catalog).iteration_time_s
+
+
+def test_work_memo_tells_gpu_specs_apart(catalog):
+    """Two specs with one id (a calibrated profile, a custom catalog) never share memoised
+    per-device work."""
+    from planner.load import load
+    from tests.conftest import ROOT
+
+    problem = load(ROOT / "instances" / "quickstart.yaml")
+    cfg = problem.plan.training[0]
+    job = problem.workloads.training[0]
+    model = catalog.model(job.model)
+    fast = evaluate_training(job, model, cfg, problem.cluster, catalog.gpus)
+    gpu = catalog.gpus["h100-sxm-80gb"]
+    slow_gpu = gpu.model_copy(
+        update={"efficiency": gpu.efficiency.model_copy(update={"gemm_max": 0.35})}
+    )
+    slow = evaluate_training(
+        job, model, cfg, problem.cluster, {**catalog.gpus, "h100-sxm-80gb": slow_gpu}
+    )
+    assert slow.iteration_time_s > 1.3 * fast.iteration_time_s

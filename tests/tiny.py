@@ -49,6 +49,7 @@ def tiny_problems(draw: st.DrawFn) -> dict[str, Any]:
                 "gpu": gpu,
                 "nodes": nodes,
                 "gpus_per_node": 4,
+                "inter_node_bw_gbps": draw(st.sampled_from([25, 100, 400])),
                 "usd_per_gpu_hour": draw(st.sampled_from([0.0, 2.0])),
             }
         )
@@ -57,7 +58,8 @@ def tiny_problems(draw: st.DrawFn) -> dict[str, Any]:
             {
                 "src": f"s{i - 1}",
                 "dst": f"s{i}",
-                "bw_gbps": draw(st.sampled_from([1, 10, 100, 400])),
+                # Up to 6.4 Tbps: a WAN hop may be faster than a pool's NIC.
+                "bw_gbps": draw(st.sampled_from([1, 10, 100, 400, 1600, 6400])),
                 "rtt_ms": draw(st.sampled_from([2, 30, 120])),
                 "tcp_window_mib": 8,
             }

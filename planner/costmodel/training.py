@@ -147,12 +147,15 @@ def evaluate_training(
     if key not in _WORK:
         if len(_WORK) > _WORK_LIMIT:
             _WORK.clear()
-        _WORK[key] = _device_work(model, job, cfg, pl, chunk_layers)
-    devices = [replace(d, layers=list(d.layers)) for d in _WORK[key]]
+        gpus_held = [pl.gpu_of(d) for d in range(cfg.pp)]
+        _WORK[key] = (gpus_held, _device_work(model, job, cfg, pl, chunk_layers))
+    devices = [replace(d, layers=list(d.layers)) for d in _WORK[key][1]]
     return assemble(job, model, cfg, pl, devices, len(chunk_layers))
 
 
-_WORK: dict[tuple[object, ...], list[DeviceWork]] = {}
+_WORK: dict[tuple[object, ...], tuple[list[GpuSpec], list[DeviceWork]]] = {}
+"""Memo of per-device work. Keys name each GPU spec by ``id()``; the entry holds the specs
+themselves, so an id cannot be reused by another spec while its entry lives."""
 _WORK_LIMIT = 20_000
 _NOT_IN_WORK = {
     "dp",
@@ -173,11 +176,12 @@ def _work_key(
     model: ModelSpec, job: TrainingJob, cfg: TrainingConfig, pl: Placement
 ) -> tuple[object, ...]:
     """What per-device work depends on: the architecture, the sequence, the configuration
-    except DP, ZeRO and placement, and each device's GPU type and node fabric (memo key)."""
+    except DP, ZeRO and placement, and each device's GPU spec (by identity) and node fabric
+    (memo key)."""
     fields = tuple((k, str(v)) for k, v in cfg if k not in _NOT_IN_WORK)
     devices = tuple(
         (
-            pl.gpu_of(d).id,
+            id(pl.gpu_of(d)),
             pl.pool_of(d).gpus_per_node,
             pl.pool_of(d).intra_node_bw_gb_s,
             pl.pool_of(d).inter_node_bw_gbps,
