@@ -139,6 +139,38 @@ def launch_overhead() -> dict:
     return {"tiny_kernel_s": t / 1000}
 
 
+def _tiny_chain(x, layers):
+    for lin in layers:
+        x = x + torch.nn.functional.gelu(lin(x))
+    return x
+
+
+def host_overhead() -> dict:
+    """Host time per dispatched op in eager PyTorch with autograd: a forward+backward through
+    a chain of tiny layers (linear + GELU + add: 3 ops forward, ~6 backward) whose GPU kernels
+    are far shorter than their dispatch, so the wall time is the host's."""
+    n = 200
+    layers = [torch.nn.Linear(64, 64, device="cuda", dtype=torch.bfloat16) for _ in range(n)]
+    x = torch.randn(8, 64, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+
+    def fwd() -> None:
+        _tiny_chain(x, layers)
+
+    def fwd_bwd() -> None:
+        _tiny_chain(x, layers).sum().backward()
+
+    t_f = timed(fwd, iters=10)
+    t_fb = timed(fwd_bwd, iters=10)
+    return {
+        "layers": n,
+        "fwd_ops": 3 * n,
+        "fwd_s": t_f,
+        "fwd_bwd_s": t_fb,
+        "fwd_us_per_op": t_f / (3 * n) * 1e6,
+        "bwd_us_per_layer": (t_fb - t_f) / n * 1e6,
+    }
+
+
 def power_probe() -> dict:
     a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
     b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
@@ -240,6 +272,10 @@ def nccl_sweep() -> list[dict]:
 
 
 def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[2] == "--host-only":
+        with open(sys.argv[1], "w", encoding="utf-8") as fh:
+            json.dump({"device": torch.cuda.get_device_name(), "host": host_overhead()}, fh)
+        return
     out = {
         "device": torch.cuda.get_device_name(),
         "torch": torch.__version__,
@@ -250,6 +286,7 @@ def main() -> None:
     }
     out["power"] = power_probe()
     out["launch"] = launch_overhead()
+    out["host"] = host_overhead()
     out["hbm"] = hbm()
     out["attention"] = attention_sweep()
     out["gemm_bf16"] = gemm_sweep(torch.bfloat16)

@@ -488,9 +488,11 @@ def environment() -> dict[str, Any]:
 
 def main(argv: list[str]) -> None:
     out = argv[1] if len(argv) > 1 else "e2e.json"
+    only = argv[2] if len(argv) > 2 else ""
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 2
     results = []
-    for i, cfg in enumerate(plan_of_runs(gpus)):
+    runs = [c for c in plan_of_runs(gpus) if only in f"{c.model.name} pp{c.pp}"]
+    for i, cfg in enumerate(runs):
         t0 = time.perf_counter()
         try:
             res = measure(cfg, port=29511 + i)

@@ -50,6 +50,9 @@ class DeviceWork:
     bwd: KernelTime = field(default_factory=KernelTime)
     comm_fwd_s: float = 0.0
     comm_bwd_s: float = 0.0
+    host_fwd_s: float = 0.0
+    """Time the GPU waits for the host to dispatch kernels (forward)."""
+    host_bwd_s: float = 0.0
     flops: float = 0.0
     activation_bytes: float = 0.0
     dense_params: float = 0.0
@@ -57,11 +60,11 @@ class DeviceWork:
 
     @property
     def fwd_s(self) -> float:
-        return self.fwd.total_s + self.comm_fwd_s
+        return self.fwd.total_s + self.comm_fwd_s + self.host_fwd_s
 
     @property
     def bwd_s(self) -> float:
-        return self.bwd.total_s + self.comm_bwd_s
+        return self.bwd.total_s + self.comm_bwd_s + self.host_bwd_s
 
     @property
     def total_s(self) -> float:

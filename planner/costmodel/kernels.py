@@ -34,6 +34,8 @@ class KernelTime:
 
     compute_s: float = 0.0
     memory_s: float = 0.0
+    launches: float = 0.0
+    """Kernels launched (the host dispatches each one)."""
 
     @property
     def total_s(self) -> float:
@@ -41,11 +43,15 @@ class KernelTime:
         return self.compute_s + self.memory_s
 
     def __add__(self, other: KernelTime) -> KernelTime:
-        return KernelTime(self.compute_s + other.compute_s, self.memory_s + other.memory_s)
+        return KernelTime(
+            self.compute_s + other.compute_s,
+            self.memory_s + other.memory_s,
+            self.launches + other.launches,
+        )
 
     def scaled(self, factor: float) -> KernelTime:
-        """Both parts multiplied by ``factor``."""
-        return KernelTime(self.compute_s * factor, self.memory_s * factor)
+        """Every part multiplied by ``factor``."""
+        return KernelTime(self.compute_s * factor, self.memory_s * factor, self.launches * factor)
 
 
 def clock_ratio(gpu: GpuSpec, power_cap_w: float | None) -> float:
@@ -91,8 +97,8 @@ def gemm_time(
     t_memory = (elem * (m * k + k * n) + 2.0 * m * n) / hbm_rate(gpu)
     overhead = gpu.efficiency.kernel_overhead_us * 1e-6
     if t_compute >= t_memory:
-        return KernelTime(compute_s=count * (t_compute + overhead))
-    return KernelTime(memory_s=count * (t_memory + overhead))
+        return KernelTime(compute_s=count * (t_compute + overhead), launches=1.0)
+    return KernelTime(memory_s=count * (t_memory + overhead), launches=1.0)
 
 
 def hbm_rate(gpu: GpuSpec) -> float:
@@ -105,7 +111,7 @@ def stream_time(gpu: GpuSpec, n_bytes: float, kernels: float = 1.0) -> KernelTim
     if n_bytes <= 0:
         return KernelTime()
     overhead = gpu.efficiency.kernel_overhead_us * 1e-6 * kernels
-    return KernelTime(memory_s=n_bytes / hbm_rate(gpu) + overhead)
+    return KernelTime(memory_s=n_bytes / hbm_rate(gpu) + overhead, launches=kernels)
 
 
 def flash_attention_time(
@@ -133,4 +139,4 @@ def flash_attention_time(
         / (blocks + e.attention_blocks_half)
     )
     rate = gpu.peak_flops(Precision.BF16) * eff * clock
-    return KernelTime(compute_s=flops / rate + e.kernel_overhead_us * 1e-6)
+    return KernelTime(compute_s=flops / rate + e.kernel_overhead_us * 1e-6, launches=1.0)

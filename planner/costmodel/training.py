@@ -49,6 +49,24 @@ def split_layers(n_layers: int, chunks: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(chunks)]
 
 
+def host_wait(
+    lc: LayerCost, comm_fwd_s: float, comm_bwd_s: float, gpu: GpuSpec, ops_per_kernel: float
+) -> tuple[float, float]:
+    """(forward, backward) time one layer's GPU waits for the host to dispatch its kernels.
+
+    Eager PyTorch issues each kernel from the CPU; the GPU runs ahead only while its queue
+    is fed, so a layer takes ``max(GPU time, host time)``. Host time: ``host_fwd_us`` per
+    forward kernel, ``host_bwd_us`` per forward kernel for its autograd backward, and the
+    recomputed forward again at ``host_fwd_us`` (measured by ``calibrate/bench.py``)."""
+    e = gpu.efficiency
+    n_fwd = lc.fwd.launches * ops_per_kernel
+    host_f = n_fwd * e.host_fwd_us * 1e-6
+    host_b = (n_fwd * e.host_bwd_us + lc.recompute.launches * ops_per_kernel * e.host_fwd_us) * 1e-6
+    gpu_f = lc.fwd.total_s + comm_fwd_s
+    gpu_b = lc.bwd.total_s + lc.recompute.total_s + comm_bwd_s
+    return max(0.0, host_f - gpu_f), max(0.0, host_b - gpu_b)
+
+
 def _shape(model: ModelSpec, job: TrainingJob, cfg: TrainingConfig, gpu: GpuSpec) -> LayerShape:
     return LayerShape(
         model=model,
@@ -95,8 +113,12 @@ def _device_work(
             lc, cf, cb = cache[key]
             dev.fwd += lc.fwd.scaled(count)
             dev.bwd += (lc.bwd + lc.recompute).scaled(count)
+            cb_all = cb + (cf if cfg.recompute is Recompute.FULL else 0.0)
             dev.comm_fwd_s += cf * count
-            dev.comm_bwd_s += (cb + (cf if cfg.recompute is Recompute.FULL else 0.0)) * count
+            dev.comm_bwd_s += cb_all * count
+            wait_f, wait_b = host_wait(lc, cf, cb_all, dev.gpu, cfg.host_ops_per_kernel)
+            dev.host_fwd_s += wait_f * count
+            dev.host_bwd_s += wait_b * count
             dev.flops += (lc.flops_fwd + lc.flops_bwd + lc.flops_recompute) * count
             dev.activation_bytes += lc.activation_bytes * count
             dense, expert = layer_params(model, layer)

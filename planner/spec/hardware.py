@@ -34,6 +34,11 @@ class GpuEfficiency(Spec):
     """Fraction of HBM peak bandwidth reached by streaming (element-wise) kernels."""
     kernel_overhead_us: float = Field(ge=0)
     """Launch plus tail cost per kernel."""
+    host_fwd_us: float = Field(ge=0)
+    """Host (CPU) time to dispatch one forward kernel in eager PyTorch with autograd; when a
+    layer's kernels are shorter than their dispatch, the GPU waits for the host."""
+    host_bwd_us: float = Field(ge=0)
+    """Host time of the autograd backward of one forward kernel."""
     nvlink: float = Field(gt=0, le=1)
     """Fraction of per-direction NVLink bandwidth reached as NCCL bus bandwidth."""
     network: float = Field(gt=0, le=1)

@@ -51,6 +51,9 @@ class TrainingConfig(Spec):
     precision: Precision | None = None
     """Defaults to the job's precision."""
     attention: AttentionImpl = AttentionImpl.FLASH
+    host_ops_per_kernel: float = Field(default=1.0, gt=0)
+    """Host dispatches per modelled kernel: 1 for fused layers (Megatron-Core), more for an
+    unfused eager layer (separate bias adds, reshapes and views)."""
     overlap_tp_comm: bool = True
     overlap_dp_comm: bool = True
     overlap_pp_comm: bool = True
