@@ -8,13 +8,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from rich.console import Console
 
 from planner import api
+from planner.catalog import Catalog, default_catalog
 from planner.errors import PlannerInputError
 from planner.load import load
 from planner.report import (
     print_training,
+    profile_table,
     result_json,
     result_tables,
     to_json,
@@ -33,6 +36,19 @@ err_console = Console(stderr=True)
 
 Inputs = Annotated[list[Path], typer.Argument(help="Input files (YAML/JSON); sections merge.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+Hardware = Annotated[
+    Path | None,
+    typer.Option(
+        "--hardware", help="Hardware profile from `planner calibrate` (replaces the catalog's)."
+    ),
+]
+
+
+def _catalog(hardware: Path | None) -> Catalog:
+    from planner.calibrate.fit import apply_profile, read_profile
+
+    cat = default_catalog()
+    return apply_profile(cat, read_profile(hardware)) if hardware else cat
 
 
 def _fail(exc: PlannerInputError) -> None:
@@ -42,10 +58,12 @@ def _fail(exc: PlannerInputError) -> None:
 
 
 @app.command()
-def evaluate(inputs: Inputs, json_out: JsonFlag = False) -> None:
+def evaluate(inputs: Inputs, json_out: JsonFlag = False, hardware: Hardware = None) -> None:
     """Cost-model metrics of the configuration(s) in the inputs' plan: section."""
     try:
-        metrics = api.evaluate(load(*inputs), source=", ".join(map(str, inputs)))
+        metrics = api.evaluate(
+            load(*inputs), _catalog(hardware), source=", ".join(map(str, inputs))
+        )
     except PlannerInputError as exc:
         _fail(exc)
         return
@@ -81,10 +99,12 @@ def plan_cmd(
         Path | None,
         typer.Option("--export-model", help="Write the formulation (.lp or CP-SAT text)."),
     ] = None,
+    hardware: Hardware = None,
 ) -> None:
     """Find the best plan for the inputs' training jobs, with its bound and gap."""
     try:
         problem = load(*inputs)
+        catalog = _catalog(hardware)
     except PlannerInputError as exc:
         _fail(exc)
         return
@@ -94,8 +114,8 @@ def plan_cmd(
     opts = SolveOptions(
         time_limit_s=time_limit, export_model=str(export_model) if export_model else None
     )
-    result = api.plan(problem, objective=goal, backend=backend.value, options=opts)
-    doc = result_json(result, api.describe(result, problem))
+    result = api.plan(problem, catalog, objective=goal, backend=backend.value, options=opts)
+    doc = result_json(result, api.describe(result, problem, catalog))
     if out is not None:
         out.write_text(to_json(doc) + "\n", encoding="utf-8")
     if json_out:
@@ -107,6 +127,47 @@ def plan_cmd(
             print_training(console, result.metrics)
     if not result.ok:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def calibrate(
+    from_raw: Annotated[
+        list[Path] | None,
+        typer.Option("--from-raw", help="Fit bench.py outputs instead of running it."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Profile to write (default models/hardware/).")
+    ] = None,
+    gpu: Annotated[
+        str | None, typer.Option(help="GPU type, if the device name is unknown.")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Measure the local GPUs (or fit saved measurements) into a hardware profile."""
+    from planner.calibrate.fit import calibrate as fit
+    from planner.calibrate.fit import run_bench
+
+    try:
+        raws = list(from_raw or [])
+        if not raws:
+            raws = [Path("calibration-raw.json")]
+            run_bench(raws[0])
+        profile = fit(raws, default_catalog(), gpu)
+    except PlannerInputError as exc:
+        _fail(exc)
+        return
+    target = (
+        out
+        or Path("models/hardware")
+        / f"{profile['gpu']}-{profile['measured'].get('date', 'profile')}.yaml"
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(profile, sort_keys=False), encoding="utf-8")
+    if json_out:
+        print(to_json(profile))
+    else:
+        console.print(profile_table(profile, default_catalog()))
+        console.print(f"wrote {target}")
 
 
 @app.command()

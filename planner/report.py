@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from planner.catalog import Catalog
 from planner.costmodel.metrics import TrainingMetrics
 from planner.result import Result
 
@@ -220,3 +221,15 @@ def result_tables(result: Result, details: list[dict[str, Any]]) -> list[Table]:
                 )
             tables.append(wan)
     return tables
+
+
+def profile_table(profile: dict[str, Any], catalog: Catalog) -> Table:
+    """A fitted hardware profile next to the catalog's constants."""
+    gpu = catalog.gpu(profile["gpu"])
+    t = Table(title=f"hardware profile: {profile['gpu']} ({profile['measured'].get('device')})")
+    for col in ("constant", "catalog", "measured"):
+        t.add_column(col, justify="left" if col == "constant" else "right")
+    for key, value in profile["efficiency"].items():
+        t.add_row(key, _fmt(float(getattr(gpu.efficiency, key))), _fmt(float(value)))
+    t.add_row("idle_w", _fmt(gpu.idle_w), _fmt(float(profile["power"]["idle_w"])))
+    return t

@@ -291,7 +291,7 @@ def main() -> None:
     out["attention"] = attention_sweep()
     out["gemm_bf16"] = gemm_sweep(torch.bfloat16)
     out["gemm_fp8"] = fp8_sweep()
-    out["nccl"] = nccl_sweep()
+    out["nccl_sweep"] = nccl_sweep()
     with open(sys.argv[1], "w", encoding="utf-8") as fh:
         json.dump(out, fh, indent=1)
     print(
