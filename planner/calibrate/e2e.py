@@ -4,7 +4,8 @@ against the prediction for the same GPT, batch and parallel configuration.
 
 The trainer's settings map onto a :class:`~planner.spec.plan.TrainingConfig`: ZeRO-0 (one
 all-reduce of FP32 gradients), no sequence parallelism, no communication overlap, flash
-attention (``scaled_dot_product_attention``), full recompute when checkpointing. It has no data
+attention (``scaled_dot_product_attention``), full recompute when checkpointing, an unfused
+FP32 cross-entropy and no gradient-accumulation fusion. It has no data
 loader, logging or gradient-norm work, so the comparison sets ``step_overhead_s`` to 0; every
 other constant is the catalog's (or a calibrated profile's).
 """
@@ -127,6 +128,8 @@ def predict(run: dict[str, Any], gpu_id: str, catalog: Catalog) -> TrainingMetri
         zero_stage=0,
         attention=AttentionImpl.FLASH,
         host_ops_per_kernel=EAGER_OPS_PER_KERNEL,
+        loss_fusion=False,
+        grad_accumulation_fusion=False,
         overlap_tp_comm=False,
         overlap_dp_comm=False,
         overlap_pp_comm=False,

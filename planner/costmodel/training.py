@@ -28,7 +28,7 @@ from planner.costmodel.layer import (
 from planner.costmodel.memory import GRAD_BYTES
 from planner.costmodel.metrics import TrainingMetrics
 from planner.costmodel.placement import Placement, resolve_placement
-from planner.spec.base import Recompute
+from planner.spec.base import FfnType, Recompute
 from planner.spec.cluster import Cluster
 from planner.spec.hardware import GpuSpec
 from planner.spec.model import ModelSpec
@@ -40,6 +40,27 @@ LOGIT_FWD_BYTES = 10.0
 (fused vocab-parallel cross-entropy, Megatron-LM ``cross_entropy.py``)."""
 LOGIT_BWD_BYTES = 6.0
 """Per logit element, backward: read FP32 softmax, write BF16 gradient."""
+LOGIT_PEAK_BYTES = 6.0
+"""Per logit element, live at the peak with the fused loss: FP32 softmax + BF16 gradient."""
+UNFUSED_LOGIT_BYTES = 38.0
+"""Per logit element and direction, HBM traffic of an unfused FP32 cross-entropy (counted in
+``calibrate/gpt.py``: forward cast 2+4, max 4, shift 4+4, exp 4+4, sum 4, softmax 4+4;
+backward one-hot 4, mask 4+4, subtract 8+4, scale 4+4, cast 4+2)."""
+UNFUSED_LOSS_KERNELS = 8.0
+"""Kernels of that loss in each direction."""
+UNFUSED_LOGIT_PEAK_BYTES = 18.0
+"""Per logit element live at the peak of the unfused loss: BF16 logits, FP32 copy, shifted,
+exp and softmax (forward) or softmax, one-hot, gradient and its BF16 cast (backward)."""
+GRAD_ACCUM_BYTES = 10.0
+"""Per parameter and micro-batch without gradient-accumulation fusion: read the BF16 gradient,
+read and write the FP32 buffer."""
+
+
+def param_tensors_per_layer(model: ModelSpec) -> int:
+    """Parameter tensors of one layer: GPT (LayerNorm and linears with biases: 2 norms x 2 +
+    QKV, projection, FC1, FC2 x 2 = 12); Llama-style (RMSNorm, no biases, fused QKV: 2 + 2 +
+    3 = 7)."""
+    return 12 if model.ffn_type is FfnType.GELU else 7
 
 
 def split_layers(n_layers: int, chunks: int) -> list[int]:
@@ -119,6 +140,14 @@ def _device_work(
             wait_f, wait_b = host_wait(lc, cf, cb_all, dev.gpu, cfg.host_ops_per_kernel)
             dev.host_fwd_s += wait_f * count
             dev.host_bwd_s += wait_b * count
+            if not cfg.grad_accumulation_fusion:
+                dense, expert = layer_params(model, layer)
+                local = dense / cfg.tp + expert / (cfg.tp * cfg.ep)
+                n_tensors = param_tensors_per_layer(model)
+                acc = kernels.stream_time(dev.gpu, local * GRAD_ACCUM_BYTES, n_tensors)
+                host = n_tensors * dev.gpu.efficiency.host_fwd_us * 1e-6
+                dev.bwd += acc.scaled(count)
+                dev.host_bwd_s += max(0.0, host - acc.total_s) * count
             dev.flops += (lc.flops_fwd + lc.flops_bwd + lc.flops_recompute) * count
             dev.activation_bytes += lc.activation_bytes * count
             dense, expert = layer_params(model, layer)
@@ -141,12 +170,20 @@ def _add_embedding_and_head(
     shape = _shape(model, job, cfg, last.gpu)
     g, p, clk = last.gpu, shape.precision, shape.clock
     last.fwd += kernels.gemm_time(g, tokens, vocab, h, p, clk)
-    last.fwd += kernels.stream_time(g, tokens * vocab * LOGIT_FWD_BYTES)
+    if cfg.loss_fusion:
+        loss_f = kernels.stream_time(g, tokens * vocab * LOGIT_FWD_BYTES)
+        loss_b = kernels.stream_time(g, tokens * vocab * LOGIT_BWD_BYTES)
+        peak = LOGIT_PEAK_BYTES
+    else:
+        n, k = tokens * vocab * UNFUSED_LOGIT_BYTES, UNFUSED_LOSS_KERNELS
+        loss_f = loss_b = kernels.stream_time(g, n, k)
+        peak = UNFUSED_LOGIT_PEAK_BYTES
+    last.fwd += loss_f
     last.bwd += kernels.gemm_time(g, tokens, h, vocab, p, clk)
     last.bwd += kernels.gemm_time(g, h, vocab, tokens, p, clk)
-    last.bwd += kernels.stream_time(g, tokens * vocab * LOGIT_BWD_BYTES)
+    last.bwd += loss_b
     last.flops += 3 * 2.0 * tokens * h * vocab
-    last.activation_bytes += tokens * vocab * (ACT_BYTES + GRAD_BYTES)
+    last.activation_bytes += tokens * vocab * peak
     last.dense_params += (head if head else (emb if cfg.pp > 1 else 0.0)) / cfg.tp + h
 
 

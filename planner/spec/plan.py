@@ -51,6 +51,11 @@ class TrainingConfig(Spec):
     precision: Precision | None = None
     """Defaults to the job's precision."""
     attention: AttentionImpl = AttentionImpl.FLASH
+    loss_fusion: bool = True
+    """Fused vocab-parallel cross-entropy (Megatron-LM); False: separate FP32 PyTorch ops."""
+    grad_accumulation_fusion: bool = True
+    """Weight-gradient GEMMs accumulate into the FP32 buffer (Megatron
+    ``--gradient-accumulation-fusion``); False: one add per parameter tensor per micro-batch."""
     host_ops_per_kernel: float = Field(default=1.0, gt=0)
     """Host dispatches per modelled kernel: 1 for fused layers (Megatron-Core), more for an
     unfused eager layer (separate bias adds, reshapes and views)."""
