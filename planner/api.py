@@ -74,9 +74,44 @@ def describe(
     return describe_plan(result.plan, result.metrics, problem, catalog or default_catalog())
 
 
+def simulate(
+    problem: Problem, catalog: Catalog | None = None, policy: str | None = None
+) -> list[dict[str, Any]]:
+    """Discrete-event replay of every configuration of the problem's plan (or, without one,
+    of the plan ``plan`` finds), next to the cost model's iteration time."""
+    from planner.simulate import simulate as replay
+    from planner.spec.base import WanSharing
+
+    cat = catalog or default_catalog()
+    configs = list(problem.plan.training) if problem.plan else []
+    if not configs:
+        found = plan(problem, cat)
+        configs = list(found.plan.training) if found.plan else []
+    rows = []
+    for cfg in configs:
+        if policy is not None:
+            cfg = cfg.model_copy(update={"wan_sharing": WanSharing(policy)})
+        job = problem.workloads.training_job(cfg.job)
+        m = evaluate_training(job, cat.model(job.model), cfg, problem.cluster, cat.gpus)
+        tl = replay(cfg, m)
+        rows.append(
+            {
+                "job": cfg.job,
+                "schedule": f"{cfg.schedule.value} pp{cfg.pp} v{cfg.vpp} m{m.micro_batches}",
+                "policy": cfg.wan_sharing.value,
+                "cost_model_s": m.iteration_time_s,
+                "simulated_s": tl.iteration_s,
+                "difference": tl.iteration_s / m.iteration_time_s - 1.0,
+                "utilisation": [tl.utilisation(d) for d in range(cfg.pp)],
+                "link_busy_s": tl.link_busy_s,
+            }
+        )
+    return rows
+
+
 def violations(problem: Problem, plan: Plan, catalog: Catalog | None = None) -> list[str]:
     """Every rule of ``problem`` that ``plan`` breaks (empty if none)."""
     return check.violations(problem, plan, catalog)
 
 
-__all__ = ["describe", "evaluate", "plan", "validate_runs", "violations"]
+__all__ = ["describe", "evaluate", "plan", "simulate", "validate_runs", "violations"]

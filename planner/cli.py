@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 import yaml
@@ -20,11 +20,12 @@ from planner.report import (
     profile_table,
     result_json,
     result_tables,
+    simulation_table,
     to_json,
     validation_table,
 )
 from planner.result import SolveOptions
-from planner.spec.problem import ObjectiveKind
+from planner.spec.problem import ObjectiveKind, Problem
 
 app = typer.Typer(
     add_completion=False,
@@ -44,6 +45,14 @@ Hardware = Annotated[
 ]
 
 
+def _inputs(inputs: list[Path], hardware: Path | None) -> tuple[Problem, Catalog]:
+    """The merged inputs and the catalog (with a hardware profile); bad input exits 2."""
+    try:
+        return load(*inputs), _catalog(hardware)
+    except PlannerInputError as exc:
+        _fail(exc)
+
+
 def _catalog(hardware: Path | None) -> Catalog:
     from planner.calibrate.fit import apply_profile, read_profile
 
@@ -51,7 +60,7 @@ def _catalog(hardware: Path | None) -> Catalog:
     return apply_profile(cat, read_profile(hardware)) if hardware else cat
 
 
-def _fail(exc: PlannerInputError) -> None:
+def _fail(exc: PlannerInputError) -> NoReturn:
     for line in exc.lines():
         typer.echo(line, err=True)
     raise typer.Exit(code=2)
@@ -102,12 +111,7 @@ def plan_cmd(
     hardware: Hardware = None,
 ) -> None:
     """Find the best plan for the inputs' training jobs, with its bound and gap."""
-    try:
-        problem = load(*inputs)
-        catalog = _catalog(hardware)
-    except PlannerInputError as exc:
-        _fail(exc)
-        return
+    problem, catalog = _inputs(inputs, hardware)
     goal = problem.objective
     if objective is not None:
         goal = goal.model_copy(update={"kind": objective})
@@ -127,6 +131,30 @@ def plan_cmd(
             print_training(console, result.metrics)
     if not result.ok:
         raise typer.Exit(code=1)
+
+
+class Policy(StrEnum):
+    FAIR = "fair"
+    TEMPORAL = "temporal"
+
+
+@app.command()
+def simulate(
+    inputs: Inputs,
+    policy: Annotated[
+        Policy | None, typer.Option(help="WAN sharing (default: each configuration's own).")
+    ] = None,
+    json_out: JsonFlag = False,
+    hardware: Hardware = None,
+) -> None:
+    """Replay one iteration of the inputs' plan (or of the plan `planner plan` finds) event by
+    event, and compare it with the cost model."""
+    problem, catalog = _inputs(inputs, hardware)
+    rows = api.simulate(problem, catalog, policy.value if policy else None)
+    if json_out:
+        print(to_json({"simulations": rows}))
+    else:
+        console.print(simulation_table(rows))
 
 
 @app.command()

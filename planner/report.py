@@ -233,3 +233,21 @@ def profile_table(profile: dict[str, Any], catalog: Catalog) -> Table:
         t.add_row(key, _fmt(float(getattr(gpu.efficiency, key))), _fmt(float(value)))
     t.add_row("idle_w", _fmt(gpu.idle_w), _fmt(float(profile["power"]["idle_w"])))
     return t
+
+
+def simulation_table(rows: list[dict[str, Any]]) -> Table:
+    """Cost model vs discrete-event replay, per configuration."""
+    t = Table(title="one iteration: cost model vs discrete-event simulation")
+    for col in ("job", "schedule", "policy", "cost model", "simulated", "difference", "GPU busy"):
+        t.add_column(col, justify="left" if col in ("job", "schedule", "policy") else "right")
+    for r in rows:
+        t.add_row(
+            r["job"],
+            r["schedule"],
+            r["policy"],
+            f"{r['cost_model_s']:.3f} s",
+            f"{r['simulated_s']:.3f} s",
+            f"{r['difference']:+.2%}",
+            ", ".join(f"{u:.0%}" for u in r["utilisation"]),
+        )
+    return t

@@ -17,6 +17,7 @@ from planner.costmodel.memory import (
     stage_memory,
 )
 from planner.costmodel.metrics import (
+    BoundaryUse,
     DeviceMetrics,
     EnergyMetrics,
     LinkUse,
@@ -26,7 +27,7 @@ from planner.costmodel.metrics import (
 )
 from planner.costmodel.pipeline import pipeline_time
 from planner.costmodel.placement import Placement
-from planner.spec.base import WanSharing
+from planner.spec.base import Schedule, WanSharing
 from planner.spec.hardware import GpuSpec
 from planner.spec.model import ModelSpec
 from planner.spec.plan import TrainingConfig
@@ -86,6 +87,9 @@ class Transfers:
     wan_usd: float
     cell_size: int | None
     """Pipelines per DP-cell on the WAN crossings (None without WAN crossings)."""
+    boundaries: list[BoundaryUse]
+    latency_per_mb_s: float = 0.0
+    """1F1B steady state: a WAN round trip not covered by the micro-batches in flight."""
 
 
 def cell_size_for(cfg: TrainingConfig, path: Path) -> int:
@@ -137,6 +141,8 @@ def _transfers(
     fill, stagger, wan_bytes, wan_usd = 0.0, 0.0, 0.0, 0.0
     rounds: dict[tuple[str, str], tuple[float, float, float, float]] = {}
     cell: int | None = None
+    bounds: list[BoundaryUse] = []
+    lat_mb = 0.0
     for c in range(n_chunks - 1):
         a, b = c % cfg.pp, (c + 1) % cfg.pp
         path = pl.boundary_path(a, b)
@@ -157,6 +163,22 @@ def _transfers(
             )
             stagger = max(stagger, x.stagger_s)
             t = x.transfer_s + path.latency_ms / 1e3
+            if cfg.schedule is not Schedule.GPIPE:
+                # The sender gets this micro-batch's gradient back after the round trip; the
+                # in-flight micro-batches (1F1B warm-up) must cover it (Narayanan et al. 2021).
+                in_flight = max(1, min(cfg.pp - a - 1, m)) * cfg.vpp
+                lat_mb = max(lat_mb, 2.0 * t / in_flight)
+            bounds.append(
+                BoundaryUse(
+                    chunk=c,
+                    src_device=a,
+                    dst_device=b,
+                    link=">".join(key),
+                    transfer_s=t,
+                    round_s=x.round_s,
+                    stagger_s=x.stagger_s,
+                )
+            )
             wan_bytes += 2.0 * volume * cfg.dp * m
             wan_usd += 2.0 * volume * cfg.dp * m / 1e9 * path.egress_usd_per_gb
         else:
@@ -172,6 +194,17 @@ def _transfers(
                 )
             )
             t = comm.p2p_time(per_gpu, link)
+            bounds.append(
+                BoundaryUse(
+                    chunk=c,
+                    src_device=a,
+                    dst_device=b,
+                    link="",
+                    transfer_s=t,
+                    round_s=t,
+                    stagger_s=0.0,
+                )
+            )
         fill += 2.0 * t
         if not cfg.overlap_pp_comm:
             per_dev[a] += t
@@ -189,7 +222,9 @@ def _transfers(
         )
         for (src, dst), (busy, bw_gbps, eff_gbps, sent) in rounds.items()
     ]
-    return Transfers(per_dev, period, fill + stagger, uses, wan_bytes, wan_usd, cell)
+    return Transfers(
+        per_dev, period, fill + stagger, uses, wan_bytes, wan_usd, cell, bounds, lat_mb
+    )
 
 
 @dataclass(frozen=True)
@@ -300,7 +335,8 @@ def assemble(
         hidden = share * (dev.fwd.total_s + dev.bwd.total_s)
         dev.comm_bwd_s += max(0.0, dp.per_microbatch_s - hidden) + tr.per_device_s[dev.index]
     times = [d.total_s for d in devices]
-    t_pipe = pipeline_time(times, m, cfg.vpp, tr.period_s, tr.fill_s)
+    period = max(tr.period_s, max(times) + tr.latency_per_mb_s)
+    t_pipe = pipeline_time(times, m, cfg.vpp, period, tr.fill_s)
     t_dp = _dp_exposed(cfg, devices, dps)
     t_opt = max(_optimizer_s(cfg, d) for d in devices)
     t_over = max(d.gpu.efficiency.step_overhead_s for d in devices)
@@ -356,6 +392,7 @@ def assemble(
         devices=device_metrics,
         wan=wan,
         energy=energy,
+        boundaries=tr.boundaries,
         dp_cell_size=tr.cell_size,
         fits_memory=all(d.memory.fits for d in device_metrics),
         warnings=warnings,

@@ -61,6 +61,23 @@ class LinkUse(Frozen):
     effective_gbps: float
 
 
+class BoundaryUse(Frozen):
+    """One chunk boundary of the pipeline: its one-way transfer per micro-batch."""
+
+    chunk: int
+    """Boundary between chunk ``chunk`` and ``chunk + 1`` (virtual stages in order)."""
+    src_device: int
+    dst_device: int
+    link: str
+    """``src>dst`` sites of a WAN path; empty inside a site."""
+    transfer_s: float
+    """One micro-batch's tensor, one way, latency included."""
+    round_s: float
+    """Shortest spacing of one pipeline's transfers on the link (its DP-cell rotation)."""
+    stagger_s: float
+    """Delay of the last pipeline of a DP-cell on this link."""
+
+
 class TimeBreakdown(Frozen):
     """Where the iteration time goes (seconds; the parts add up to ``iteration_s``)."""
 
@@ -114,6 +131,8 @@ class TrainingMetrics(Frozen):
     devices: list[DeviceMetrics]
     wan: list[LinkUse]
     energy: EnergyMetrics
+    boundaries: list[BoundaryUse] = []
+    """Every chunk boundary with its transfer (the simulator replays them)."""
     dp_cell_size: int | None = None
     """Pipelines per DP-cell on the WAN crossings (None when no pipeline crosses a WAN)."""
     fits_memory: bool
