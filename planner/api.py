@@ -75,10 +75,14 @@ def describe(
 
 
 def simulate(
-    problem: Problem, catalog: Catalog | None = None, policy: str | None = None
+    problem: Problem,
+    catalog: Catalog | None = None,
+    policy: str | None = None,
+    timeline: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Discrete-event replay of every configuration of the problem's plan (or, without one,
-    of the plan ``plan`` finds), next to the cost model's iteration time."""
+    of the plan ``plan`` finds), next to the cost model's iteration time. ``timeline`` writes
+    a Gantt chart of each (``name.png``, then ``name-2.png``, ...)."""
     from planner.simulate import simulate as replay
     from planner.spec.base import WanSharing
 
@@ -87,13 +91,20 @@ def simulate(
     if not configs:
         found = plan(problem, cat)
         configs = list(found.plan.training) if found.plan else []
-    rows = []
+    rows: list[dict[str, Any]] = []
     for cfg in configs:
         if policy is not None:
             cfg = cfg.model_copy(update={"wan_sharing": WanSharing(policy)})
         job = problem.workloads.training_job(cfg.job)
         m = evaluate_training(job, cat.model(job.model), cfg, problem.cluster, cat.gpus)
         tl = replay(cfg, m)
+        if timeline is not None:
+            from planner.plots import timeline_figure
+
+            target = Path(timeline)
+            if rows:
+                target = target.with_name(f"{target.stem}-{len(rows) + 1}{target.suffix}")
+            timeline_figure(tl, f"{cfg.job}: {cfg.schedule.value} pp{cfg.pp}", target)
         rows.append(
             {
                 "job": cfg.job,

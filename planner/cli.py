@@ -146,11 +146,14 @@ def simulate(
     ] = None,
     json_out: JsonFlag = False,
     hardware: Hardware = None,
+    timeline: Annotated[
+        Path | None, typer.Option("--timeline", help="Write a Gantt chart (.png or .svg).")
+    ] = None,
 ) -> None:
     """Replay one iteration of the inputs' plan (or of the plan `planner plan` finds) event by
     event, and compare it with the cost model."""
     problem, catalog = _inputs(inputs, hardware)
-    rows = api.simulate(problem, catalog, policy.value if policy else None)
+    rows = api.simulate(problem, catalog, policy.value if policy else None, timeline)
     if json_out:
         print(to_json({"simulations": rows}))
     else:

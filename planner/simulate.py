@@ -46,6 +46,8 @@ class Timeline:
     ops: dict[int, list[tuple[Op, float, float]]] = field(default_factory=dict)
     """Per device: (operation, start, end)."""
     link_busy_s: dict[str, float] = field(default_factory=dict)
+    transfers: list[tuple[str, str, float, float]] = field(default_factory=list)
+    """WAN transfers of the replayed pipeline: (link, F or B, start, end)."""
 
     def busy_s(self, device: int) -> float:
         return sum(end - start for _, start, end in self.ops[device])
@@ -113,6 +115,7 @@ class _Links:
                 for d in ("F", "B"):
                     self.next_free.setdefault((b.link, d), b.stagger_s)
         self.busy: dict[str, float] = {}
+        self.spans: list[tuple[str, str, float, float]] = []
 
     def arrive(self, chunk: int, direction: str, ready: float) -> float:
         """When the tensor crossing boundary ``chunk`` (after ``chunk``) arrives."""
@@ -123,6 +126,7 @@ class _Links:
         start = max(ready, self.next_free.get(key, 0.0))
         self.next_free[key] = start + b.round_s
         self.busy[b.link] = self.busy.get(b.link, 0.0) + b.transfer_s
+        self.spans.append((b.link, direction, start, start + b.transfer_s))
         return start + b.transfer_s
 
 
@@ -162,7 +166,7 @@ def simulate(cfg: TrainingConfig, m: TrainingMetrics) -> Timeline:
             raise RuntimeError("schedule deadlock: no device can start its next operation")
     pipeline = max(free.values())
     tail = m.breakdown.dp_exposed_s + m.breakdown.optimizer_s + m.breakdown.overhead_s
-    return Timeline(pipeline + tail, pipeline, tail, ops, links.busy)
+    return Timeline(pipeline + tail, pipeline, tail, ops, links.busy, links.spans)
 
 
 def _ready(

@@ -76,3 +76,11 @@ def test_geo_difference_is_reported(catalog):
     rows = api.simulate(load(ROOT / "instances" / "geo-2site-llama70b.yaml"), catalog)
     assert rows and all(abs(r["difference"]) < 0.10 for r in rows)
     assert rows[0]["link_busy_s"]
+
+
+def test_timeline_renders_headless(tmp_path, catalog):
+    problem = load(ROOT / "instances" / "geo-2site-llama70b.yaml")
+    for suffix in ("png", "svg"):
+        target = tmp_path / f"t.{suffix}"
+        api.simulate(problem, catalog, timeline=target)
+        assert target.stat().st_size > 5_000
