@@ -84,3 +84,21 @@ def test_timeline_renders_headless(tmp_path, catalog):
         target = tmp_path / f"t.{suffix}"
         api.simulate(problem, catalog, timeline=target)
         assert target.stat().st_size > 5_000
+
+
+@pytest.mark.parametrize("name", ["geo-2site-llama70b", "medium-3site-fast-wan"])
+def test_chosen_dp_cell_size_is_the_simulated_best(name, catalog):
+    """The planner's DP-cell size is within 2% of the best the replay finds over cell sizes."""
+    problem = load(ROOT / "instances" / f"{name}.yaml")
+    cfg = plan(problem, catalog).plan.training[0]
+    assert cfg.dp_cell_size is not None
+
+    def replay(c: int) -> float:
+        trial = cfg.model_copy(update={"dp_cell_size": c, "wan_sharing": WanSharing.TEMPORAL})
+        return simulate(
+            trial, evaluate_plan(problem, Plan(training=[trial]), catalog)[0]
+        ).iteration_s
+
+    sizes = {1, cfg.dp} | {2**k for k in range(12) if 2**k < cfg.dp}
+    best = min(replay(c) for c in sizes)
+    assert replay(cfg.dp_cell_size) <= best * 1.02
