@@ -83,6 +83,7 @@ def simulate(
     """Discrete-event replay of every configuration of the problem's plan (or, without one,
     of the plan ``plan`` finds), next to the cost model's iteration time. ``timeline`` writes
     a Gantt chart of each (``name.png``, then ``name-2.png``, ...)."""
+    from planner.bubbles import harvest
     from planner.simulate import simulate as replay
     from planner.spec.base import WanSharing
 
@@ -105,8 +106,14 @@ def simulate(
             if rows:
                 target = target.with_name(f"{target.stem}-{len(rows) + 1}{target.suffix}")
             timeline_figure(tl, f"{cfg.job}: {cfg.schedule.value} pp{cfg.pp}", target)
+        prefill = [
+            harvest(cfg, m, tl, svc, cat.model(svc.model), problem.cluster, cat.gpus).to_json()
+            for svc in problem.workloads.inference
+            if svc.prefill_in_bubbles
+        ]
         rows.append(
             {
+                "prefill_in_bubbles": prefill,
                 "job": cfg.job,
                 "schedule": f"{cfg.schedule.value} pp{cfg.pp} v{cfg.vpp} m{m.micro_batches}",
                 "policy": cfg.wan_sharing.value,

@@ -16,6 +16,7 @@ from planner.catalog import Catalog, default_catalog
 from planner.errors import PlannerInputError
 from planner.load import load
 from planner.report import (
+    prefill_table,
     print_training,
     profile_table,
     result_json,
@@ -158,6 +159,9 @@ def simulate(
         print(to_json({"simulations": rows}))
     else:
         console.print(simulation_table(rows))
+        prefill = prefill_table(rows)
+        if prefill is not None:
+            console.print(prefill)
 
 
 @app.command()

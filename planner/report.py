@@ -251,3 +251,27 @@ def simulation_table(rows: list[dict[str, Any]]) -> Table:
             ", ".join(f"{u:.0%}" for u in r["utilisation"]),
         )
     return t
+
+
+def prefill_table(rows: list[dict[str, Any]]) -> Table | None:
+    """Prefill harvested in the bubbles of each simulated configuration, if any."""
+    items = [(r["job"], h) for r in rows for h in r.get("prefill_in_bubbles", [])]
+    if not items:
+        return None
+    t = Table(title="prefill in training bubbles")
+    for col in ("job", "service", "prefill", "req/s", "demand", "GPU busy", "TTFT wait P50/P99"):
+        t.add_column(col, justify="left" if col in ("job", "service") else "right")
+    for job, h in items:
+        waits = h["ttft_wait_s"]
+        t.add_row(
+            job,
+            h["service"],
+            f"{h['prefill_s'] * 1e3:.1f} ms",
+            f"{h['capacity_rps']:,.1f}",
+            f"{h['demand_covered']:.0%}",
+            f"{h['utilisation_without']:.0%} -> {h['utilisation_with']:.0%}",
+            f"{waits.get('p50', 0) * 1e3:.1f} / {waits.get('p99', 0) * 1e3:.1f} ms"
+            if waits
+            else "-",
+        )
+    return t

@@ -102,3 +102,36 @@ def test_chosen_dp_cell_size_is_the_simulated_best(name, catalog):
     sizes = {1, cfg.dp} | {2**k for k in range(12) if 2**k < cfg.dp}
     best = min(replay(c) for c in sizes)
     assert replay(cfg.dp_cell_size) <= best * 1.02
+
+
+def _bubble_setup(catalog, service_model: str = "llama3-8b"):
+    import yaml
+
+    from planner.load import problem_from_dict
+
+    raw = yaml.safe_load((ROOT / "instances" / "geo-2site-prefill-bubbles.yaml").read_text())
+    raw["workloads"]["inference"][0]["model"] = service_model
+    problem = problem_from_dict(raw)
+    cfg = problem.plan.training[0]
+    m = evaluate_plan(problem, Plan(training=[cfg]), catalog)[0]
+    svc = problem.workloads.inference[0]
+    return problem, cfg, m, simulate(cfg, m), svc
+
+
+def test_prefill_in_bubbles_never_delays_training(catalog):
+    from planner.bubbles import harvest, prefills_fit
+
+    problem, cfg, m, timeline, svc = _bubble_setup(catalog)
+    h = harvest(cfg, m, timeline, svc, catalog.model(svc.model), problem.cluster, catalog.gpus)
+    assert h.slots and prefills_fit(h, timeline)
+    assert h.utilisation_with > h.utilisation_without
+    assert h.capacity_rps == pytest.approx(len(h.slots) * cfg.dp / timeline.iteration_s)
+    assert h.ttft_wait_s["p50"] <= h.ttft_wait_s["p90"] <= h.ttft_wait_s["p99"]
+
+
+def test_a_service_too_big_for_the_spare_memory_gets_no_bubbles(catalog):
+    from planner.bubbles import harvest
+
+    problem, cfg, m, timeline, svc = _bubble_setup(catalog, "llama3-405b")
+    h = harvest(cfg, m, timeline, svc, catalog.model(svc.model), problem.cluster, catalog.gpus)
+    assert h.eligible_devices == [] and h.capacity_rps == 0.0

@@ -1,0 +1,157 @@
+"""Prefill-as-a-service in training pipeline bubbles (after BubbleTea, Palak et al. 2024).
+
+From the replayed iteration (``planner.simulate``) each pipeline device's idle windows are
+known. An eligible inference service (``prefill_in_bubbles: true``) runs whole prefills in
+them: its weights, sharded over the stage's TP group, plus one prompt's KV cache must fit in
+the memory training leaves free on that GPU; every prefill must end ``guard`` seconds before
+the device's next training operation starts, so training is never delayed (checked by
+:func:`prefills_fit`). Every DP replica of a stage sees the same windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from planner.costmodel.inference import (
+    kv_cache_bytes_per_gpu,
+    prefill_time_s,
+    weights_bytes_per_gpu,
+)
+from planner.costmodel.metrics import TrainingMetrics
+from planner.costmodel.placement import resolve_placement
+from planner.simulate import Timeline
+from planner.spec.cluster import Cluster
+from planner.spec.hardware import GpuSpec
+from planner.spec.model import ModelSpec
+from planner.spec.plan import TrainingConfig
+from planner.spec.workload import InferenceService
+from planner.units import GIB
+
+GUARD_S = 0.002
+"""Margin between a prefill's end and the next training operation (kernel launch jitter)."""
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One prefill placed in a bubble of ``device``."""
+
+    device: int
+    start: float
+    end: float
+
+
+@dataclass
+class Harvest:
+    """What the bubbles of one iteration give one service."""
+
+    service: str
+    prefill_s: float
+    eligible_devices: list[int]
+    slots: list[Slot] = field(default_factory=list)
+    iteration_s: float = 0.0
+    replicas: int = 1
+    """Identical pipelines (DP replicas) whose bubbles all host prefills."""
+    utilisation_without: float = 0.0
+    utilisation_with: float = 0.0
+    capacity_rps: float = 0.0
+    demand_covered: float = 0.0
+    ttft_wait_s: dict[str, float] = field(default_factory=dict)
+    """Added time to first token, waiting for a bubble: P50, P90, P99."""
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "service": self.service,
+            "prefill_s": self.prefill_s,
+            "eligible_devices": self.eligible_devices,
+            "prefills_per_iteration": len(self.slots) * self.replicas,
+            "capacity_rps": self.capacity_rps,
+            "demand_covered": self.demand_covered,
+            "utilisation_without": self.utilisation_without,
+            "utilisation_with": self.utilisation_with,
+            "ttft_wait_s": self.ttft_wait_s,
+        }
+
+
+def idle_windows(timeline: Timeline, device: int) -> list[tuple[float, float]]:
+    """Gaps between a device's training operations within the pipeline phase."""
+    out, t = [], 0.0
+    for _, start, end in sorted(timeline.ops[device], key=lambda x: x[1]):
+        if start > t:
+            out.append((t, start))
+        t = max(t, end)
+    if timeline.pipeline_s > t:
+        out.append((t, timeline.pipeline_s))
+    return out
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100.0 * len(ordered)))]
+
+
+def harvest(
+    cfg: TrainingConfig,
+    metrics: TrainingMetrics,
+    timeline: Timeline,
+    service: InferenceService,
+    model: ModelSpec,
+    cluster: Cluster,
+    gpus: dict[str, GpuSpec],
+    guard_s: float = GUARD_S,
+) -> Harvest:
+    """Place the service's prefills (at its mean prompt length) into the iteration's bubbles."""
+    pl = resolve_placement(cfg, cluster, gpus)
+    prompt = round(service.prompt_tokens.mean)
+    tp = cfg.tp
+    need = weights_bytes_per_gpu(model, tp) + kv_cache_bytes_per_gpu(model, prompt, tp)
+    gpu = pl.gpu_of(0)
+    t1 = prefill_time_s(model, gpu, prompt, tp, pl.intra_stage_links(0).tp, service.precision)
+    eligible = []
+    for d, dm in enumerate(metrics.devices):
+        spare = (dm.memory.capacity - dm.memory.total) * GIB
+        if service.allowed_sites is not None and dm.site not in service.allowed_sites:
+            continue
+        if spare >= need:
+            eligible.append(d)
+    h = Harvest(service.id, t1, eligible, iteration_s=timeline.iteration_s, replicas=cfg.dp)
+    for d in eligible:
+        for start, end in idle_windows(timeline, d):
+            t = start
+            while t + t1 + guard_s <= end:
+                h.slots.append(Slot(d, t, t + t1))
+                t += t1
+    busy = [timeline.busy_s(d) for d in range(cfg.pp)]
+    it = timeline.iteration_s
+    h.utilisation_without = sum(busy) / (cfg.pp * it)
+    extra = {d: 0.0 for d in range(cfg.pp)}
+    for s in h.slots:
+        extra[s.device] += s.end - s.start
+    h.utilisation_with = sum(b + extra[d] for d, b in enumerate(busy)) / (cfg.pp * it)
+    h.capacity_rps = len(h.slots) * cfg.dp / it
+    h.demand_covered = min(1.0, h.capacity_rps / service.arrival_rate_rps)
+    h.ttft_wait_s = _waits(h, it)
+    return h
+
+
+def _waits(h: Harvest, iteration_s: float) -> dict[str, float]:
+    """Wait from arrival to the next free prefill slot, for arrivals spread evenly over an
+    iteration (iterations repeat; demand below capacity)."""
+    starts = sorted(s.start for s in h.slots)
+    if not starts:
+        return {}
+    waits = []
+    for k in range(2000):
+        t = iteration_s * k / 2000
+        nxt = next((s for s in starts if s >= t), starts[0] + iteration_s)
+        waits.append(nxt - t)
+    return {f"p{q}": _percentile(waits, q) for q in (50, 90, 99)}
+
+
+def prefills_fit(h: Harvest, timeline: Timeline, guard_s: float = GUARD_S) -> bool:
+    """True if every prefill ends ``guard_s`` before its device's next training operation and
+    overlaps none: the replayed iteration is then unchanged by the prefills."""
+    for s in h.slots:
+        for _, start, end in timeline.ops[s.device]:
+            if s.start < end and start < s.end + guard_s:
+                return False
+    return True
