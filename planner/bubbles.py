@@ -46,6 +46,7 @@ class Harvest:
 
     service: str
     prefill_s: float
+    """Prefill time of one prompt on the fastest eligible stage's GPUs."""
     eligible_devices: list[int]
     slots: list[Slot] = field(default_factory=list)
     iteration_s: float = 0.0
@@ -104,18 +105,21 @@ def harvest(
     prompt = round(service.prompt_tokens.mean)
     tp = cfg.tp
     need = weights_bytes_per_gpu(model, tp) + kv_cache_bytes_per_gpu(model, prompt, tp)
-    gpu = pl.gpu_of(0)
-    t1 = prefill_time_s(model, gpu, prompt, tp, pl.intra_stage_links(0).tp, service.precision)
-    eligible = []
+    times: dict[int, float] = {}
     for d, dm in enumerate(metrics.devices):
         spare = (dm.memory.capacity - dm.memory.total) * GIB
         if service.allowed_sites is not None and dm.site not in service.allowed_sites:
             continue
         if spare >= need:
-            eligible.append(d)
-    h = Harvest(service.id, t1, eligible, iteration_s=timeline.iteration_s, replicas=cfg.dp)
-    for d in eligible:
-        for start, end in idle_windows(timeline, d):
+            link = pl.intra_stage_links(d).tp
+            times[d] = prefill_time_s(model, pl.gpu_of(d), prompt, tp, link, service.precision)
+    t_ref = min(times.values(), default=0.0)
+    h = Harvest(service.id, t_ref, sorted(times), iteration_s=timeline.iteration_s, replicas=cfg.dp)
+    for d, t1 in times.items():
+        # The window after a device's last operation is where its gradient reduction
+        # overlaps (``iteration._dp_exposed``): left to training.
+        last = max((e for _, _, e in timeline.ops[d]), default=0.0)
+        for start, end in (w for w in idle_windows(timeline, d) if w[0] < last):
             t = start
             while t + t1 + guard_s <= end:
                 h.slots.append(Slot(d, t, t + t1))

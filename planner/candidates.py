@@ -259,12 +259,13 @@ def _raw_configs(
             or model.kv_heads % min(tp, model.kv_heads)
         ):
             continue
-        scheds = [(Schedule.ONE_F_ONE_B, 1)]
-        if pp > 1 and model.n_layers % (2 * pp) == 0:
-            scheds.append((Schedule.INTERLEAVED, 2))
         for dp in range(1, batch // mb + 1):
             if batch % (dp * mb) or tp * cp * pp * dp > max_gpus:
                 continue
+            scheds = [(Schedule.ONE_F_ONE_B, 1)]
+            # Megatron's interleaved schedule needs micro-batches in multiples of pp.
+            if pp > 1 and model.n_layers % (2 * pp) == 0 and (batch // (dp * mb)) % pp == 0:
+                scheds.append((Schedule.INTERLEAVED, 2))
             for ep in eps:
                 if (dp * cp) % ep:
                     continue

@@ -108,25 +108,26 @@ class _Links:
     def __init__(self, cfg: TrainingConfig, boundaries: list[BoundaryUse]) -> None:
         self.by_chunk = {b.chunk: b for b in boundaries}
         self.fair = cfg.wan_sharing is WanSharing.FAIR
-        # Replay the last pipeline of a DP-cell: its first turn comes after the others'.
         self.next_free: dict[tuple[str, str], float] = {}
-        for b in boundaries:
-            if b.link and not self.fair:
-                for d in ("F", "B"):
-                    self.next_free.setdefault((b.link, d), b.stagger_s)
         self.busy: dict[str, float] = {}
         self.spans: list[tuple[str, str, float, float]] = []
 
     def arrive(self, chunk: int, direction: str, ready: float) -> float:
-        """When the tensor crossing boundary ``chunk`` (after ``chunk``) arrives."""
+        """When the tensor crossing boundary ``chunk`` (after ``chunk``) arrives. The replayed
+        pipeline is the last of its DP-cell: its first turn on a link comes ``(c - 1)``
+        transfers after the first pipeline's (the stagger), then once per round."""
         b = self.by_chunk[chunk]
         if not b.link:
             return ready + b.transfer_s
         key = (b.link, direction)
-        start = max(ready, self.next_free.get(key, 0.0))
+        if key not in self.next_free:
+            start = ready + (0.0 if self.fair else b.stagger_s)
+        else:
+            start = max(ready, self.next_free[key])
         self.next_free[key] = start + b.round_s
-        self.busy[b.link] = self.busy.get(b.link, 0.0) + b.transfer_s
-        self.spans.append((b.link, direction, start, start + b.transfer_s))
+        wire = b.transfer_s - b.latency_s
+        self.busy[b.link] = self.busy.get(b.link, 0.0) + wire
+        self.spans.append((b.link, direction, start, start + wire))
         return start + b.transfer_s
 
 

@@ -88,8 +88,6 @@ class Transfers:
     cell_size: int | None
     """Pipelines per DP-cell on the WAN crossings (None without WAN crossings)."""
     boundaries: list[BoundaryUse]
-    latency_per_mb_s: float = 0.0
-    """1F1B steady state: a WAN round trip not covered by the micro-batches in flight."""
 
 
 def cell_size_for(cfg: TrainingConfig, path: Path) -> int:
@@ -120,6 +118,32 @@ def cross_site_reduce_s(
     return wan_bytes / bw + rtt_ms / 1e3 * (n_sites - 1), wan_bytes
 
 
+def round_trip_period(
+    cfg: TrainingConfig, times: list[float], boundaries: list[BoundaryUse]
+) -> float:
+    """Shortest steady-state period that a WAN round trip allows in 1F1B.
+
+    Across a boundary ``a -> b`` the cycle F_a, F_b, B_b, B_a advances by ``w_a - w_b + 1 = 2``
+    micro-batches (warm-ups ``w_d = pp - d - 1``), so ``2 P >= T_a + T_b + 2 t`` with ``t``
+    the one-way transfer: ``P >= (T_a + T_b + 2 t) / 2``. With ``v`` interleaved chunks the
+    cycle spans three periods and ``v`` transfers each way: ``(T_a + T_b + 2 v t) / 3``; the
+    wrap-around from the last device to the first carries no such cycle. GPipe runs all
+    forwards first: no term. Derived from the schedule and checked against the replay
+    (``planner.simulate``)."""
+    if cfg.schedule is Schedule.GPIPE:
+        return 0.0
+    out = 0.0
+    for b in boundaries:
+        if not b.link or b.dst_device < b.src_device:
+            continue
+        pair = times[b.src_device] + times[b.dst_device]
+        if cfg.vpp == 1:
+            out = max(out, (pair + 2.0 * b.transfer_s) / 2.0)
+        else:
+            out = max(out, (pair + 2.0 * cfg.vpp * b.transfer_s) / 3.0)
+    return out
+
+
 def _transfers(
     job: TrainingJob,
     model: ModelSpec,
@@ -142,7 +166,6 @@ def _transfers(
     rounds: dict[tuple[str, str], tuple[float, float, float, float]] = {}
     cell: int | None = None
     bounds: list[BoundaryUse] = []
-    lat_mb = 0.0
     for c in range(n_chunks - 1):
         a, b = c % cfg.pp, (c + 1) % cfg.pp
         path = pl.boundary_path(a, b)
@@ -163,11 +186,6 @@ def _transfers(
             )
             stagger = max(stagger, x.stagger_s)
             t = x.transfer_s + path.latency_ms / 1e3
-            if cfg.schedule is not Schedule.GPIPE:
-                # The sender gets this micro-batch's gradient back after the round trip; the
-                # in-flight micro-batches (1F1B warm-up) must cover it (Narayanan et al. 2021).
-                in_flight = max(1, min(cfg.pp - a - 1, m)) * cfg.vpp
-                lat_mb = max(lat_mb, 2.0 * t / in_flight)
             bounds.append(
                 BoundaryUse(
                     chunk=c,
@@ -175,6 +193,7 @@ def _transfers(
                     dst_device=b,
                     link=">".join(key),
                     transfer_s=t,
+                    latency_s=path.latency_ms / 1e3,
                     round_s=x.round_s,
                     stagger_s=x.stagger_s,
                 )
@@ -222,9 +241,7 @@ def _transfers(
         )
         for (src, dst), (busy, bw_gbps, eff_gbps, sent) in rounds.items()
     ]
-    return Transfers(
-        per_dev, period, fill + stagger, uses, wan_bytes, wan_usd, cell, bounds, lat_mb
-    )
+    return Transfers(per_dev, period, fill + stagger, uses, wan_bytes, wan_usd, cell, bounds)
 
 
 @dataclass(frozen=True)
@@ -335,7 +352,7 @@ def assemble(
         hidden = share * (dev.fwd.total_s + dev.bwd.total_s)
         dev.comm_bwd_s += max(0.0, dp.per_microbatch_s - hidden) + tr.per_device_s[dev.index]
     times = [d.total_s for d in devices]
-    period = max(tr.period_s, max(times) + tr.latency_per_mb_s)
+    period = max(tr.period_s, round_trip_period(cfg, times, tr.boundaries))
     t_pipe = pipeline_time(times, m, cfg.vpp, period, tr.fill_s)
     t_dp = _dp_exposed(cfg, devices, dps)
     t_opt = max(_optimizer_s(cfg, d) for d in devices)

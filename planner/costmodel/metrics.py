@@ -72,6 +72,8 @@ class BoundaryUse(Frozen):
     """``src>dst`` sites of a WAN path; empty inside a site."""
     transfer_s: float
     """One micro-batch's tensor, one way, latency included."""
+    latency_s: float = 0.0
+    """The part of ``transfer_s`` that is propagation (half the RTT on a WAN path)."""
     round_s: float
     """Shortest spacing of one pipeline's transfers on the link (its DP-cell rotation)."""
     stagger_s: float
