@@ -36,45 +36,35 @@ import time
 from dataclasses import dataclass, field
 
 from planner.catalog import Catalog
+from planner.configs import References, evaluate_quietly, raw_configs, roofline_s
 from planner.costmodel.energy import provisioned_power_w, run_share
-from planner.costmodel.flops import forward_flops_per_token, total_params
+from planner.costmodel.flops import forward_flops_per_token
 from planner.costmodel.iteration import boundary_bytes_per_gpu, cross_site_reduce_s
-from planner.costmodel.kernels import clock_ratio
-from planner.costmodel.memory import GRAD_BYTES, model_state_bytes
+from planner.costmodel.memory import GRAD_BYTES
 from planner.costmodel.metrics import TrainingMetrics
 from planner.costmodel.pipeline import pipeline_time
-from planner.costmodel.placement import PlacementError
-from planner.costmodel.training import evaluate_training
 from planner.costmodel.wan import cell_size_options
-from planner.spec.base import Precision, Recompute, Schedule, WanSharing
+from planner.layouts import (
+    PATHS,
+    Layout,
+    connections,
+    dp_split,
+    layouts,
+    layouts_for,
+    path_between,
+    placement_for,
+    pool_class,
+    stage_split,
+)
+from planner.spec.base import WanSharing
 from planner.spec.cluster import Cluster, GpuPool, Site
 from planner.spec.hardware import GpuSpec
 from planner.spec.model import ModelSpec
-from planner.spec.plan import StagePlacement, TrainingConfig
+from planner.spec.plan import TrainingConfig
 from planner.spec.problem import Objective, ObjectiveKind, Problem
 from planner.spec.workload import TrainingJob
-from planner.topology import Path, pool_path
-from planner.units import GIB
 
-TP_SIZES = (1, 2, 4, 8)
-MICRO_BATCHES = (1, 2, 4, 8)
-CAP_FRACTIONS = (1.0, 0.8, 0.6)
-"""Power caps tried, as fractions of the GPU's maximum cap: Zeus (You et al. NSDI 2023)
-finds the energy-optimal H100/A100 caps at 60-80% of the maximum."""
-LONG_SEQUENCE = 32768
-"""Context parallelism is enumerated from this sequence length (Megatron-Core CP guidance)."""
-RECOMPUTES = (Recompute.NONE, Recompute.SELECTIVE, Recompute.FULL)
 MAXIMISE = {ObjectiveKind.THROUGHPUT}
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where a candidate's GPUs come from."""
-
-    mode: str
-    """``single``, ``pipeline`` or ``data``."""
-    pools: tuple[str, ...]
-    """Pool ids; for ``pipeline`` the chain order of the stage blocks."""
 
 
 @dataclass(frozen=True)
@@ -173,326 +163,6 @@ def _const_term(kind: ObjectiveKind, m: TrainingMetrics, weight: float) -> float
     return 0.0
 
 
-def pool_class(pool: GpuPool) -> tuple[object, ...]:
-    """Pools with equal class give a device the same time (GPU, node size, fabrics)."""
-    return (
-        pool.gpu,
-        pool.gpus_per_node,
-        pool.intra_node_bw_gb_s,
-        pool.inter_node_bw_gbps,
-        pool.inter_node_latency_us,
-    )
-
-
-def pp_options(n_layers: int) -> list[int]:
-    """Powers of two and small divisors of the layer count, with at least two layers per
-    stage and at most 32 stages (Megatron-LM runs at scale use PP <= 16)."""
-    top = min(32, max(1, n_layers // 2))
-    opts = {p for p in (1, 2, 4, 8, 16, 32) if p <= top}
-    opts |= {p for p in range(2, min(top, 16) + 1) if n_layers % p == 0}
-    return sorted(opts)
-
-
-def _caps(gpu: GpuSpec) -> list[float | None]:
-    caps: list[float | None] = [None]
-    for f in CAP_FRACTIONS[1:]:
-        caps.append(max(gpu.power_cap_min_w, round(f * gpu.power_cap_max_w)))
-    return list(dict.fromkeys(caps))
-
-
-def lowest_cap(gpu: GpuSpec) -> float:
-    """The lowest power cap the enumeration tries on ``gpu``."""
-    caps = [c for c in _caps(gpu) if c is not None]
-    return min(caps) if caps else gpu.power_cap_max_w
-
-
-def _states_fit(
-    model: ModelSpec, job: TrainingJob, gpu: GpuSpec, tp: int, pp: int, dp: int, cp: int, ep: int
-) -> bool:
-    """Quick lower bound: weights, gradients and optimizer state alone must fit (ZeRO-1)."""
-    params = total_params(model) / (tp * pp)
-    w, g, o = model_state_bytes(params, dp * cp, 1, job.optimizer)
-    return (w + g + o) / GIB < gpu.hbm_gib
-
-
-def _reference_cluster(template: GpuPool, n_gpus: int) -> Cluster:
-    nodes = math.ceil(n_gpus / template.gpus_per_node)
-    site = Site(id="_reference", power_budget_mw=1e9, pue=1.0)
-    pool = template.model_copy(update={"id": "_reference", "site": site.id, "nodes": nodes})
-    return Cluster(sites=[site], pools=[pool])
-
-
-def _evaluate(
-    job: TrainingJob,
-    model: ModelSpec,
-    cfg: TrainingConfig,
-    cluster: Cluster,
-    gpus: dict[str, GpuSpec],
-) -> TrainingMetrics | None:
-    try:
-        return evaluate_training(job, model, cfg, cluster, gpus)
-    except (PlacementError, ValueError):
-        return None
-
-
-def _raw_configs(
-    job: TrainingJob,
-    model: ModelSpec,
-    gpu: GpuSpec,
-    template: GpuPool,
-    max_gpus: int,
-    stats: dict[str, int],
-) -> list[TrainingConfig]:
-    """Every candidate of ``job`` on pools like ``template`` whose model states fit (recompute
-    not chosen yet: :func:`_reference` picks the cheapest that fits)."""
-    out = []
-    batch = job.global_batch_seqs
-    cps = [1] + ([2, 4, 8] if job.seq_len >= LONG_SEQUENCE else [])
-    eps = [1] if model.moe is None else [e for e in (1, 2, 4, 8) if model.moe.n_experts % e == 0]
-    caps = _caps(gpu)
-    for tp, cp, pp, mb in itertools.product(
-        TP_SIZES, cps, pp_options(model.n_layers), MICRO_BATCHES
-    ):
-        if (
-            tp * cp > template.gpus_per_node
-            or model.n_heads % tp
-            or model.kv_heads % min(tp, model.kv_heads)
-        ):
-            continue
-        for dp in range(1, batch // mb + 1):
-            if batch % (dp * mb) or tp * cp * pp * dp > max_gpus:
-                continue
-            scheds = [(Schedule.ONE_F_ONE_B, 1)]
-            # Megatron's interleaved schedule needs micro-batches in multiples of pp.
-            if pp > 1 and model.n_layers % (2 * pp) == 0 and (batch // (dp * mb)) % pp == 0:
-                scheds.append((Schedule.INTERLEAVED, 2))
-            for ep in eps:
-                if (dp * cp) % ep:
-                    continue
-                stats["enumerated"] += len(scheds) * len(caps)
-                if not _states_fit(model, job, gpu, tp, pp, dp, cp, ep):
-                    stats["pruned_memory"] += len(scheds) * len(caps)
-                    continue
-                for (sched, vpp), cap in itertools.product(scheds, caps):
-                    out.append(
-                        TrainingConfig(
-                            job=job.id,
-                            gpu=gpu.id,
-                            tp=tp,
-                            pp=pp,
-                            dp=dp,
-                            cp=cp,
-                            ep=ep,
-                            micro_batch=mb,
-                            schedule=sched,
-                            vpp=vpp,
-                            power_cap_w=cap,
-                            sequence_parallel=tp > 1,
-                        )
-                    )
-    return out
-
-
-def roofline_s(
-    job: TrainingJob, flops_per_token: float, cfg: TrainingConfig, gpu: GpuSpec
-) -> float:
-    """A lower bound on the iteration time: every executed FLOP (``flops_per_token``: 3x the
-    causal forward) at the best kernel efficiency the GPU reaches at this cap."""
-    precision = cfg.precision or job.precision
-    eff = gpu.efficiency
-    top = max(eff.gemm_max, eff.attention_fwd, eff.attention_bwd)
-    if precision is Precision.FP8 and eff.fp8_gemm_max is not None:
-        top = max(top, eff.fp8_gemm_max)
-    rate = cfg.n_gpus * gpu.peak_flops(precision) * top * clock_ratio(gpu, cfg.power_cap_w)
-    return job.global_batch_tokens * flops_per_token / rate
-
-
-class _References:
-    """Reference figures of candidates on an unlimited single pool, memoising the cheapest
-    recompute that fits (memory does not depend on the power cap)."""
-
-    def __init__(
-        self,
-        job: TrainingJob,
-        model: ModelSpec,
-        template: GpuPool,
-        gpus: dict[str, GpuSpec],
-        stats: dict[str, int],
-    ) -> None:
-        self.job, self.model, self.template, self.gpus, self.stats = (
-            job,
-            model,
-            template,
-            gpus,
-            stats,
-        )
-        self.recompute: dict[str, Recompute | None] = {}
-
-    def __call__(self, cfg: TrainingConfig) -> tuple[TrainingConfig, TrainingMetrics] | None:
-        ref = _reference_cluster(self.template, cfg.n_gpus)
-        key = cfg.model_copy(update={"power_cap_w": None}).model_dump_json()
-        if key not in self.recompute:
-            found = _cheapest_fitting(self.job, self.model, cfg, ref, self.gpus)
-            self.recompute[key] = found[0].recompute if found else None
-            if found is not None and cfg.power_cap_w is None:
-                return found
-        rc = self.recompute[key]
-        if rc is None:
-            self.stats["pruned_memory"] += 1
-            return None
-        placed = cfg.model_copy(update={"recompute": rc})
-        m = _evaluate(self.job, self.model, placed, ref, self.gpus)
-        return None if m is None else (placed, m)
-
-
-def _cheapest_fitting(
-    job: TrainingJob,
-    model: ModelSpec,
-    base: TrainingConfig,
-    ref: Cluster,
-    gpus: dict[str, GpuSpec],
-) -> tuple[TrainingConfig, TrainingMetrics] | None:
-    for rc in RECOMPUTES:
-        cfg = base.model_copy(update={"recompute": rc})
-        m = _evaluate(job, model, cfg, ref, gpus)
-        if m is not None and m.fits_memory:
-            return cfg, m
-    return None
-
-
-_PATHS: dict[tuple[int, str, str], Path | None] = {}
-
-
-def _path(cluster: Cluster, a: str, b: str) -> Path | None:
-    """``pool_path`` memoised for the cluster being enumerated (cleared per enumeration)."""
-    key = (id(cluster), a, b)
-    if key not in _PATHS:
-        _PATHS[key] = pool_path(cluster, a, b)
-    return _PATHS[key]
-
-
-class _Paths:
-    """Pool-to-pool link quality of a cluster."""
-
-    def __init__(self, cluster: Cluster) -> None:
-        self.cluster = cluster
-
-    def link(self, a: str, b: str) -> tuple[float, float]:
-        """(bottleneck Gbit/s, one-way latency ms) from pool ``a`` to pool ``b``."""
-        p = _path(self.cluster, a, b)
-        return (0.0, math.inf) if p is None else (p.bw_gbps, p.latency_ms)
-
-    def chain_quality(self, order: tuple[str, ...]) -> tuple[float, float]:
-        """(bottleneck bandwidth, -total latency) of a chain: larger is better."""
-        hops = [self.link(a, b) for a, b in itertools.pairwise(order)]
-        return min(h[0] for h in hops), -sum(h[1] for h in hops)
-
-
-def _widest_order(pools: tuple[str, ...], paths: _Paths) -> tuple[str, ...]:
-    """Chain order with the widest bottleneck (exact up to 6 pools, greedy beyond)."""
-    if len(pools) <= 6:
-        return max(itertools.permutations(pools), key=lambda o: (paths.chain_quality(o), o))
-    best: tuple[str, ...] | None = None
-    for start in pools:
-        order = [start]
-        while len(order) < len(pools):
-            rest = [p for p in pools if p not in order]
-            order.append(max(rest, key=lambda p: (paths.link(order[-1], p), p)))
-        cand = tuple(order)
-        if best is None or paths.chain_quality(cand) > paths.chain_quality(best):
-            best = cand
-    assert best is not None
-    return best
-
-
-def layouts(pools: list[GpuPool], cluster: Cluster, max_subsets: int) -> list[Layout]:
-    """Single pools, then pipeline chains and DP splits over the best pool subsets."""
-    paths = _Paths(cluster)
-    out = [Layout("single", (p.id,)) for p in pools]
-    ids = tuple(p.id for p in pools)
-    size = {p.id: p.n_gpus for p in pools}
-    for n in range(2, len(ids) + 1):
-        scored = []
-        for subset in itertools.combinations(ids, n):
-            order = _widest_order(subset, paths)
-            q = paths.chain_quality(order)
-            if q[0] <= 0:
-                continue
-            scored.append(((q, sum(size[p] for p in subset)), order))
-        scored.sort(key=lambda s: s[0], reverse=True)
-        chosen = [order for _, order in scored[:max_subsets]]
-        # The Atlas rule's pick: the n pools with the most GPUs (the greedy baseline's layout).
-        largest = tuple(sorted(ids, key=lambda p: (-size[p], p))[:n])
-        if all(set(o) != set(largest) for o in chosen) and any(
-            set(o) == set(largest) for _, o in scored
-        ):
-            chosen.append(_widest_order(largest, paths))
-        for order in chosen:
-            atlas = tuple(sorted(order, key=lambda p: (-size[p], p)))
-            for o in dict.fromkeys([order, atlas]):
-                out.append(Layout("pipeline", o))
-            out.append(Layout("data", tuple(sorted(order))))
-    return out
-
-
-def _stage_split(pp: int, caps: list[int]) -> list[int] | None:
-    """A split of ``pp`` stages over pools with room for ``caps`` stages (each >= 1)."""
-    if len(caps) > pp or min(caps) < 1 or sum(caps) < pp:
-        return None
-    split = [1] * len(caps)
-    left = pp - len(caps)
-    while left:
-        i = max(range(len(caps)), key=lambda j: (caps[j] - split[j], -j))
-        split[i] += 1
-        left -= 1
-    return split
-
-
-def _dp_split(dp: int, sizes: list[int], per_replica: int) -> list[int] | None:
-    """DP replicas per pool for a ``data`` layout: as even as possible (the remainder to the
-    first pools), independent of the pools' sizes so more capacity never changes a column;
-    None if a pool cannot hold its share."""
-    n = len(sizes)
-    if n > dp:
-        return None
-    base, extra = divmod(dp, n)
-    split = [base + (1 if i < extra else 0) for i in range(n)]
-    if any(k * per_replica > s for k, s in zip(split, sizes, strict=True)):
-        return None
-    return split
-
-
-def placement_for(layout: Layout, cfg: TrainingConfig, split: list[int]) -> list[StagePlacement]:
-    """Placement entries of a layout: stage blocks (``pipeline``) or DP shares (``data``)."""
-    if layout.mode == "data":
-        return [
-            StagePlacement(pool=p, first_stage=0, last_stage=cfg.pp - 1, dp=n)
-            for p, n in zip(layout.pools, split, strict=True)
-        ]
-    out, first = [], 0
-    for p, n in zip(layout.pools, split, strict=True):
-        if n:
-            out.append(StagePlacement(pool=p, first_stage=first, last_stage=first + n - 1))
-        first += n
-    return out
-
-
-def connections(cluster: Cluster, layout: Layout) -> int:
-    """Fewest TCP connections per transfer that fill every WAN hop of the layout (more never
-    slow a transfer: ``min(link, k f)`` grows with ``k``)."""
-    k = 1
-    hops = (
-        itertools.pairwise(layout.pools)
-        if layout.mode == "pipeline"
-        else itertools.combinations(layout.pools, 2)
-    )
-    for a, b in hops:
-        p = _path(cluster, a, b)
-        if p is not None and p.kind == "wan":
-            k = max(k, math.ceil(p.bw_gbps / p.flow_gbps - 1e-9))
-    return k
-
-
 def _wan_variants(cfg: TrainingConfig, cluster: Cluster, layout: Layout) -> list[TrainingConfig]:
     """The configuration with enough TCP connections and each worthwhile DP-cell size."""
     if layout.mode == "single":
@@ -501,7 +171,7 @@ def _wan_variants(cfg: TrainingConfig, cluster: Cluster, layout: Layout) -> list
     cfg = cfg.model_copy(update={"tcp_connections": k})
     if layout.mode == "data":
         return [cfg]
-    hops = [_path(cluster, a, b) for a, b in itertools.pairwise(layout.pools)]
+    hops = [path_between(cluster, a, b) for a, b in itertools.pairwise(layout.pools)]
     wan_hops = [h for h in hops if h is not None and h.kind == "wan"]
     if not wan_hops:
         return [cfg]
@@ -536,9 +206,9 @@ def _column(
     pools = [cluster.pool(p) for p in layout.pools]
     block = cfg.tp * cfg.cp * cfg.dp
     if layout.mode == "pipeline":
-        split = _stage_split(cfg.pp, [p.n_gpus // block for p in pools])
+        split = stage_split(cfg.pp, [p.n_gpus // block for p in pools])
     elif layout.mode == "data":
-        split = _dp_split(cfg.dp, [p.n_gpus for p in pools], cfg.tp * cfg.cp * cfg.pp)
+        split = dp_split(cfg.dp, [p.n_gpus for p in pools], cfg.tp * cfg.cp * cfg.pp)
     else:
         split = [cfg.pp] if pools[0].n_gpus >= cfg.n_gpus else None
     if split is None:
@@ -546,7 +216,7 @@ def _column(
     best: tuple[TrainingConfig, TrainingMetrics] | None = None
     for variant in _wan_variants(cfg, cluster, layout):
         placed = variant.model_copy(update={"placement": placement_for(layout, variant, split)})
-        m = _evaluate(j.job, j.model, placed, cluster, gpus)
+        m = evaluate_quietly(j.job, j.model, placed, cluster, gpus)
         if m is not None and (best is None or m.iteration_time_s < best[1].iteration_time_s):
             best = (placed, m)
     if best is None:
@@ -614,7 +284,7 @@ def _time_bound(
     device 0 cannot finish before its cross-site gradient reduction
     (``iteration.cross_site_reduce_s``; its drain slack is zero)."""
     if layout.mode == "pipeline":
-        hops = [_path(cluster, a, b) for a, b in itertools.pairwise(layout.pools)]
+        hops = [path_between(cluster, a, b) for a, b in itertools.pairwise(layout.pools)]
         wan = [h.bw_gbps for h in hops if h is not None and h.kind == "wan"]
         if wan:
             volume = boundary_bytes_per_gpu(j.job, j.model, cfg) * cfg.tp * cfg.cp * cfg.dp
@@ -626,7 +296,7 @@ def _time_bound(
             by_site.setdefault(cluster.pool(p).site, p)
         if len(by_site) > 1:
             sites = sorted(by_site)
-            paths = [_path(cluster, by_site[sites[0]], by_site[s]) for s in sites[1:]]
+            paths = [path_between(cluster, by_site[sites[0]], by_site[s]) for s in sites[1:]]
             if any(p is None for p in paths):
                 return math.inf
             k = connections(cluster, layout)
@@ -679,11 +349,6 @@ def _meets_floor(objective: Objective, job: TrainingJob, m: TrainingMetrics) -> 
     return deadline is None or m.time_to_train_h <= deadline
 
 
-def _site_allows(cluster: Cluster, pool: GpuPool, n_gpus: int, watts: float) -> bool:
-    site = cluster.site(pool.site)
-    return n_gpus <= pool.n_gpus and n_gpus * watts * site.pue <= site.power_budget_mw * 1e6
-
-
 def _reference_value(col: Column, cluster: Cluster) -> float | None:
     """The column's value at its reference placement if that placement respects capacity and
     every site's power budget on its own (a feasible plan for a one-job problem)."""
@@ -719,31 +384,6 @@ def best_value(col: Column) -> float:
     return col.const + sum(min(row) for row in col.coef)
 
 
-def _layouts_for(
-    cfg: TrainingConfig, pools: list[GpuPool], all_layouts: list[Layout], cluster: Cluster
-) -> list[Layout]:
-    """Single pools, and multi-pool layouts of the fewest pools that can hold the candidate
-    and one more (room to spread under power budgets)."""
-    singles = [lay for lay in all_layouts if lay.mode == "single"]
-    sizes = sorted((p.n_gpus for p in pools), reverse=True)
-    need, have, fewest = cfg.n_gpus, 0, len(sizes) + 1
-    for i, s in enumerate(sizes):
-        have += s
-        if have >= need:
-            fewest = i + 1
-            break
-    lo = max(2, fewest)
-    multi = [
-        lay
-        for lay in all_layouts
-        if lay.mode != "single"
-        and lo <= len(lay.pools) <= lo + 1
-        and not (lay.mode == "pipeline" and len(lay.pools) > cfg.pp)
-        and not (lay.mode == "data" and len(lay.pools) > cfg.dp)
-    ]
-    return singles + multi
-
-
 def enumerate_space(
     problem: Problem,
     catalog: Catalog,
@@ -761,7 +401,7 @@ def enumerate_space(
     objective = objective or problem.objective
     kind = objective.kind
     cluster = problem.cluster
-    _PATHS.clear()
+    PATHS.clear()
     stats = dict.fromkeys(
         ("enumerated", "pruned_memory", "pruned_floor", "pruned_bound", "columns"), 0
     )
@@ -795,15 +435,15 @@ def enumerate_space(
         single_job = prune and len(jobs) == 1
         for pools in by_class.values():
             gpu = catalog.gpu(pools[0].gpu)
-            raw = _raw_configs(job, model, gpu, pools[0], sum(p.n_gpus for p in pools), stats)
-            reference = _References(job, model, pools[0], catalog.gpus, stats)
+            raw = raw_configs(job, model, gpu, pools[0], sum(p.n_gpus for p in pools), stats)
+            reference = References(job, model, pools[0], catalog.gpus, stats)
             all_layouts = layouts(pools, cluster, max_subsets)
             roof = kind in (ObjectiveKind.THROUGHPUT, ObjectiveKind.TIME_TO_TRAIN)
             fpt = 3.0 * forward_flops_per_token(model, job.seq_len, causal_executed=True)
             pairs: list[tuple[float, int, int, Layout]] = []
             refs: dict[int, tuple[TrainingConfig, TrainingMetrics] | None] = {}
             for i, base in enumerate(raw):
-                for k, lay in enumerate(_layouts_for(base, pools, all_layouts, cluster)):
+                for k, lay in enumerate(layouts_for(base, pools, all_layouts, cluster)):
                     if roof:
                         # Cheap bound first (roofline and WAN link rate): no evaluation.
                         t = _time_bound(j, base, lay, cluster, roofline_s(job, fpt, base, gpu))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from planner.candidates import Space, lowest_cap
+from planner.candidates import Space
 from planner.catalog import Catalog
+from planner.configs import lowest_cap
 from planner.costmodel.energy import provisioned_power_w
 from planner.costmodel.flops import total_params
 from planner.costmodel.memory import GRAD_BYTES, OPTIMIZER_BYTES, WEIGHT_BYTES

@@ -7,10 +7,11 @@ the objective the cost model gives (so a plan's reported objective is what ``eva
 
 from __future__ import annotations
 
-from planner.candidates import Column, Space, objective_value, placement_for
+from planner.candidates import Column, Space, objective_value
 from planner.catalog import Catalog
 from planner.costmodel.metrics import TrainingMetrics
 from planner.costmodel.training import evaluate_training
+from planner.layouts import placement_for
 from planner.result import Choice, Result, Status, relative_gap
 from planner.spec.base import WanSharing
 from planner.spec.plan import Plan, TrainingConfig

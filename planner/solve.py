@@ -13,11 +13,12 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from planner.candidates import Space, enumerate_space, placement_for
+from planner.candidates import Space, enumerate_space
 from planner.catalog import Catalog, default_catalog
 from planner.diagnose import explain_infeasible
 from planner.heuristics.exhaustive import exhaustive
 from planner.heuristics.greedy import greedy
+from planner.layouts import placement_for
 from planner.result import Choice, Result, SolveOptions, Status
 from planner.solution import evaluate_plan, finish, plan_objective
 from planner.spec.plan import Plan, TrainingConfig

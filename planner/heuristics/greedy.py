@@ -16,12 +16,13 @@ It returns a plan (and is the warm start of both formulations when its plan is a
 
 from __future__ import annotations
 
-from planner.candidates import RECOMPUTES, Layout, connections, pp_options
 from planner.catalog import Catalog
+from planner.configs import RECOMPUTES, pp_options
 from planner.costmodel.energy import provisioned_power_w
 from planner.costmodel.metrics import TrainingMetrics
 from planner.costmodel.placement import PlacementError
 from planner.costmodel.training import evaluate_training
+from planner.layouts import Layout, connections
 from planner.spec.base import Precision
 from planner.spec.cluster import GpuPool
 from planner.spec.plan import Plan, StagePlacement, TrainingConfig
