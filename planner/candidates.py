@@ -33,7 +33,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from planner.catalog import Catalog
 from planner.configs import References, evaluate_quietly, raw_configs, roofline_s
@@ -353,12 +353,11 @@ def _reference_value(col: Column, cluster: Cluster) -> float | None:
     """The column's value at its reference placement if that placement respects capacity and
     every site's power budget on its own (a feasible plan for a one-job problem)."""
     if col.layout.mode == "pipeline":
-        pos = []
-        for i, entry in enumerate(e for e in col.cfg.placement if e.pool in col.layout.pools):
-            pos.extend(
-                [col.layout.pools.index(entry.pool)] * (entry.last_stage - entry.first_stage + 1)
-            )
-            del i
+        pos = [
+            col.layout.pools.index(e.pool)
+            for e in col.cfg.placement
+            for _ in range(e.last_stage - e.first_stage + 1)
+        ]
         gpus = {p: col.block_gpus * pos.count(i) for i, p in enumerate(col.layout.pools)}
         value = col.const + sum(col.coef[d][i] for d, i in enumerate(pos))
     else:
@@ -506,16 +505,9 @@ def enumerate_space(
             if single_job and worse(best_value(col), incumbent):
                 stats["pruned_bound"] += 1
                 continue
-            columns.append(dataclass_replace_index(col, len(columns)))
+            columns.append(replace(col, index=len(columns)))
     stats["columns"] = len(columns)
     space = Space(columns, objective, [j.id for j in jobs], stats, best_tps, fewest)
     space.open_bound = None if open_bound is None or math.isnan(open_bound) else open_bound
     space.complete = open_bound is None
     return space
-
-
-def dataclass_replace_index(col: Column, index: int) -> Column:
-    """The column renumbered."""
-    from dataclasses import replace
-
-    return replace(col, index=index)

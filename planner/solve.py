@@ -18,7 +18,6 @@ from planner.catalog import Catalog, default_catalog
 from planner.diagnose import explain_infeasible
 from planner.heuristics.exhaustive import exhaustive
 from planner.heuristics.greedy import greedy
-from planner.layouts import placement_for
 from planner.result import Choice, Result, SolveOptions, Status
 from planner.solution import evaluate_plan, finish, plan_objective
 from planner.spec.plan import Plan, TrainingConfig
@@ -198,4 +197,4 @@ def _formulation(
     )
 
 
-__all__ = ["BACKENDS", "choices_for", "placement_for", "plan"]
+__all__ = ["BACKENDS", "choices_for", "plan"]
