@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from planner import check
 from planner.catalog import Catalog, default_catalog
-from planner.costmodel.metrics import TrainingMetrics
+from planner.costmodel.metrics import ServingMetrics, TrainingMetrics
 from planner.costmodel.placement import PlacementError
 from planner.costmodel.training import evaluate_training
 from planner.describe import describe_plan
+from planner.describe import site_power as site_power_rows
 from planner.errors import InputProblem, PlannerInputError
-from planner.result import Result
+from planner.pareto import ParetoFront, sweep
+from planner.result import Result, SolveOptions
+from planner.solution import evaluate_services
 from planner.solve import plan
 from planner.spec.plan import Plan
 from planner.spec.problem import Problem
+from planner.stagecaps import DEFAULT_TOLERANCE, StageCapReport, apply_stage_caps
 from planner.validation import RunResult, summarise, validate_file
 
 
@@ -28,14 +33,14 @@ def evaluate(
     be placed on the cluster.
     """
     cat = catalog or default_catalog()
-    if problem.plan is None or not problem.plan.training:
+    if problem.plan is None or not (problem.plan.training or problem.plan.serving):
         raise PlannerInputError(
             [
                 InputProblem(
                     source,
                     "plan",
                     "no plan to evaluate",
-                    "a plan: section with training configurations",
+                    "a plan: section with training or serving configurations",
                 )
             ]
         )
@@ -57,6 +62,53 @@ def evaluate(
                 ]
             ) from None
     return out
+
+
+def evaluate_serving(
+    problem: Problem, catalog: Catalog | None = None, source: str = "<input>"
+) -> list[ServingMetrics]:
+    """Cost-model figures of every serving configuration in ``problem.plan``."""
+    cat = catalog or default_catalog()
+    if problem.plan is None:
+        return []
+    out = []
+    for i, cfg in enumerate(problem.plan.serving):
+        try:
+            out.extend(evaluate_services(problem, Plan(serving=[cfg]), cat))
+        except (KeyError, StopIteration, ValueError) as exc:
+            raise PlannerInputError(
+                [InputProblem(source, f"plan.serving[{i}]", str(exc), "engines the cluster has")]
+            ) from None
+    return out
+
+
+def site_power(
+    result: Result, problem: Problem, catalog: Catalog | None = None
+) -> list[dict[str, Any]]:
+    """Per site: budget, training and serving watts counted against it, and the margin."""
+    if result.plan is None:
+        return []
+    return site_power_rows(problem, result.plan, catalog or default_catalog(), result.serving)
+
+
+def simulate_serving(
+    problem: Problem, catalog: Catalog | None = None, requests: int = 20_000, seed: int = 0
+) -> list[dict[str, Any]]:
+    """Request-level simulation of every service of the problem's plan (or of the plan
+    ``plan`` finds) at its request rate: latency percentiles and SLO attainment."""
+    from planner.serving_sim import simulate_service
+
+    cat = catalog or default_catalog()
+    configs = list(problem.plan.serving) if problem.plan else []
+    if problem.plan is None:
+        found = plan(problem, cat)
+        configs = list(found.plan.serving) if found.plan else []
+    rows = []
+    for cfg in configs:
+        svc = problem.workloads.service(cfg.service)
+        res = simulate_service(svc, cfg, problem.cluster, cat, requests=requests, seed=seed)
+        rows.append({"service": svc.id, **res.to_json(), "target": svc.slo.percentile / 100.0})
+    return rows
 
 
 def validate_runs(path: str | Path, catalog: Catalog | None = None) -> dict[str, object]:
@@ -89,7 +141,7 @@ def simulate(
 
     cat = catalog or default_catalog()
     configs = list(problem.plan.training) if problem.plan else []
-    if not configs:
+    if problem.plan is None:
         found = plan(problem, cat)
         configs = list(found.plan.training) if found.plan else []
     rows: list[dict[str, Any]] = []
@@ -127,9 +179,47 @@ def simulate(
     return rows
 
 
+def pareto(
+    problem: Problem,
+    catalog: Catalog | None = None,
+    x: str = "energy",
+    y: str = "throughput",
+    points: int = 8,
+    backend: str = "milp",
+    options: SolveOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ParetoFront:
+    """The trade-off between minimising ``x`` (energy, carbon, cost, time_to_train) and
+    maximising ``y`` (throughput) for the problem's one training job: an epsilon-constraint
+    sweep of ``points`` solves, both extremes included (see :mod:`planner.pareto`). Raises
+    :class:`PlannerInputError` for a wrong axis or other than one training job."""
+    return sweep(problem, catalog, x, y, points, backend, options, progress)
+
+
+def stage_caps(
+    result: Result,
+    problem: Problem,
+    catalog: Catalog | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> tuple[Result, list[StageCapReport]]:
+    """Per-stage power caps on the non-critical pipeline devices of every configuration of a
+    solved plan (after Perseus): the result re-scored with them, and one report per job
+    (energy and iteration time before and after, the caps chosen)."""
+    return apply_stage_caps(result, problem, catalog or default_catalog(), tolerance=tolerance)
+
+
 def violations(problem: Problem, plan: Plan, catalog: Catalog | None = None) -> list[str]:
     """Every rule of ``problem`` that ``plan`` breaks (empty if none)."""
     return check.violations(problem, plan, catalog)
 
 
-__all__ = ["describe", "evaluate", "plan", "simulate", "validate_runs", "violations"]
+__all__ = [
+    "describe",
+    "evaluate",
+    "pareto",
+    "plan",
+    "simulate",
+    "stage_caps",
+    "validate_runs",
+    "violations",
+]

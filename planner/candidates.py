@@ -43,6 +43,7 @@ from planner.costmodel.iteration import boundary_bytes_per_gpu, cross_site_reduc
 from planner.costmodel.memory import GRAD_BYTES
 from planner.costmodel.metrics import TrainingMetrics
 from planner.costmodel.pipeline import pipeline_time
+from planner.costmodel.reliability import job_checkpoint_s, job_goodput_fraction
 from planner.costmodel.wan import cell_size_options
 from planner.layouts import (
     PATHS,
@@ -56,6 +57,7 @@ from planner.layouts import (
     pool_class,
     stage_split,
 )
+from planner.serving import ServiceSpace
 from planner.spec.base import WanSharing
 from planner.spec.cluster import Cluster, GpuPool, Site
 from planner.spec.hardware import GpuSpec
@@ -64,7 +66,14 @@ from planner.spec.plan import TrainingConfig
 from planner.spec.problem import Objective, ObjectiveKind, Problem
 from planner.spec.workload import TrainingJob
 
-MAXIMISE = {ObjectiveKind.THROUGHPUT}
+MAXIMISE = {ObjectiveKind.THROUGHPUT, ObjectiveKind.GOODPUT}
+RATE_KINDS = (
+    ObjectiveKind.THROUGHPUT,
+    ObjectiveKind.GOODPUT,
+    ObjectiveKind.TIME_TO_TRAIN,
+    ObjectiveKind.GPUS,
+)
+"""Objectives that are a function of the iteration time (and the GPU count) alone."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,8 @@ class Space:
     """False when a deadline stopped the search before every column was examined."""
     open_bound: float | None = None
     """Best objective any unexamined column could reach (None if unknown or complete)."""
+    services: ServiceSpace = field(default_factory=ServiceSpace)
+    """Serving options of the inference services (:mod:`planner.serving`)."""
 
     @property
     def maximise(self) -> bool:
@@ -119,8 +130,13 @@ def objective_value(kind: ObjectiveKind, m: TrainingMetrics, weight: float = 1.0
     """A plan's objective from its cost-model figures (the figure every backend reports)."""
     if kind is ObjectiveKind.THROUGHPUT:
         return weight * m.tokens_per_s
+    if kind is ObjectiveKind.GOODPUT:
+        rel = m.reliability
+        return weight * (m.tokens_per_s if rel is None else rel.goodput_tokens_per_s)
     if kind is ObjectiveKind.TIME_TO_TRAIN:
         return weight * m.time_to_train_h
+    if kind is ObjectiveKind.GPUS:
+        return float(m.n_gpus)
     if kind is ObjectiveKind.ENERGY:
         return m.energy.energy_to_train_kwh
     if kind is ObjectiveKind.CARBON:
@@ -143,7 +159,7 @@ def _device_term(
     """Objective contribution of device ``d`` (``n_gpus`` GPUs) in ``pool`` (energy-like),
     at the column's iteration time or at ``iteration_s`` (for bounds: the term grows with
     the iteration time, as idle and node power accrue)."""
-    if kind in (ObjectiveKind.THROUGHPUT, ObjectiveKind.TIME_TO_TRAIN):
+    if kind in RATE_KINDS:
         return 0.0
     dm = m.devices[d]
     t = m.iteration_time_s if iteration_s is None else iteration_s
@@ -156,7 +172,7 @@ def _device_term(
 
 
 def _const_term(kind: ObjectiveKind, m: TrainingMetrics, weight: float) -> float:
-    if kind in (ObjectiveKind.THROUGHPUT, ObjectiveKind.TIME_TO_TRAIN):
+    if kind in RATE_KINDS:
         return objective_value(kind, m, weight)
     if kind is ObjectiveKind.COST:
         return m.energy.cost_breakdown_usd["wan_egress"]
@@ -191,6 +207,8 @@ class _Job:
     job: TrainingJob
     model: ModelSpec
     iterations: float
+    checkpoint_s: float = 0.0
+    """Checkpoint write time (:mod:`costmodel.reliability`; the same for every candidate)."""
 
 
 def _column(
@@ -307,10 +325,17 @@ def _time_bound(
     return t
 
 
-def _value_at(kind: ObjectiveKind, j: _Job, t: float) -> float:
-    """Throughput or time to train of the job at iteration time ``t``."""
+def _value_at(kind: ObjectiveKind, j: _Job, t: float, n_gpus: int, cluster: Cluster) -> float:
+    """Throughput, goodput or time to train of the job on ``n_gpus`` GPUs at iteration time
+    ``t``. Goodput is throughput times the goodput fraction, which depends on the GPU count
+    alone (and falls with it), so a lower bound on ``t`` still bounds it."""
     if kind is ObjectiveKind.THROUGHPUT:
         return j.job.weight * j.job.global_batch_tokens / t
+    if kind is ObjectiveKind.GOODPUT:
+        f = job_goodput_fraction(n_gpus, j.checkpoint_s, cluster.reliability)
+        return j.job.weight * j.job.global_batch_tokens / t * f
+    if kind is ObjectiveKind.GPUS:
+        return float(n_gpus)
     return j.job.weight * j.iterations * t / 3600.0
 
 
@@ -325,8 +350,8 @@ def _bound(
 ) -> float:
     """Best value ``cfg`` can reach on ``layout`` (see :func:`_iteration_bound`)."""
     t = _iteration_bound(j, ref, cfg, layout, cluster, gpu)
-    if kind in (ObjectiveKind.THROUGHPUT, ObjectiveKind.TIME_TO_TRAIN):
-        return _value_at(kind, j, t)
+    if kind in RATE_KINDS:
+        return _value_at(kind, j, t, cfg.n_gpus, cluster)
     pools = [cluster.pool(p) for p in layout.pools]
     block = cfg.tp * cfg.cp * cfg.dp
     return sum(
@@ -416,7 +441,8 @@ def enumerate_space(
 
     for job in jobs:
         model = catalog.model(job.model)
-        j = _Job(job, model, job.tokens_to_train / job.global_batch_tokens)
+        checkpoint_s = job_checkpoint_s(model, job.optimizer, cluster.reliability)
+        j = _Job(job, model, job.tokens_to_train / job.global_batch_tokens, checkpoint_s)
         allowed = (
             None if job.allowed_gpus is None else {catalog.gpu(g).id for g in job.allowed_gpus}
         )
@@ -437,7 +463,7 @@ def enumerate_space(
             raw = raw_configs(job, model, gpu, pools[0], sum(p.n_gpus for p in pools), stats)
             reference = References(job, model, pools[0], catalog.gpus, stats)
             all_layouts = layouts(pools, cluster, max_subsets)
-            roof = kind in (ObjectiveKind.THROUGHPUT, ObjectiveKind.TIME_TO_TRAIN)
+            roof = kind in RATE_KINDS
             fpt = 3.0 * forward_flops_per_token(model, job.seq_len, causal_executed=True)
             pairs: list[tuple[float, int, int, Layout]] = []
             refs: dict[int, tuple[TrainingConfig, TrainingMetrics] | None] = {}
@@ -446,7 +472,7 @@ def enumerate_space(
                     if roof:
                         # Cheap bound first (roofline and WAN link rate): no evaluation.
                         t = _time_bound(j, base, lay, cluster, roofline_s(job, fpt, base, gpu))
-                        key = sign * _value_at(kind, j, t)
+                        key = sign * _value_at(kind, j, t, base.n_gpus, cluster)
                     else:
                         if i not in refs:
                             refs[i] = reference(base)

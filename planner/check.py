@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from planner.catalog import Catalog, default_catalog
-from planner.costmodel.energy import provisioned_power_w
+from planner.costmodel.energy import busy_power_w, provisioned_by_pool_w, provisioned_power_w
+from planner.costmodel.metrics import ServingMetrics
 from planner.costmodel.placement import PlacementError, resolve_placement
+from planner.costmodel.service import evaluate_serving
 from planner.costmodel.training import evaluate_training
-from planner.spec.plan import Plan
+from planner.spec.plan import EngineRole, Plan
 from planner.spec.problem import Objective, Problem
 
 
@@ -15,10 +17,14 @@ def violations(
     plan: Plan,
     catalog: Catalog | None = None,
     objective: Objective | None = None,
+    serving: list[ServingMetrics] | None = None,
 ) -> list[str]:
     """Every broken rule, one line each: jobs planned once, placement, pool inventory, site
-    power budgets (GPUs at their caps plus node power, times PUE), memory, allowed sites and
-    GPUs, the batch split, and the throughput floor or deadline."""
+    power budgets (GPUs at their caps, per-stage caps included, plus node power, times PUE),
+    memory, allowed sites and GPUs, the batch split, GPU quotas, and the throughput floor or
+    deadline; per service: one configuration, one site, engines that exist and fit, goodput
+    under the SLO covering the request rate. ``serving`` (the services' figures in plan
+    order) saves re-evaluating them."""
     cat = catalog or default_catalog()
     goal = objective or problem.objective
     out: list[str] = []
@@ -41,11 +47,11 @@ def violations(
         except (PlacementError, ValueError) as exc:
             out.append(f"{where}: {exc}")
             continue
+        pool_w = provisioned_by_pool_w(pl)
         for pool_id, n in pl.gpus_by_pool().items():
             pool = problem.cluster.pool(pool_id)
             used[pool_id] = used.get(pool_id, 0) + n
-            w = provisioned_power_w(cat.gpus[pool.gpu], pool, cfg.power_cap_w)
-            watts[pool.site] = watts.get(pool.site, 0.0) + n * w
+            watts[pool.site] = watts.get(pool.site, 0.0) + pool_w[pool_id]
             if job.allowed_sites is not None and pool.site not in job.allowed_sites:
                 out.append(f"{where}: uses site {pool.site!r} outside allowed_sites")
             if job.allowed_gpus is not None and pool.gpu not in {
@@ -62,6 +68,12 @@ def violations(
                     f"{where}: {m.time_to_train_h:.1f} h to train misses the {deadline:g} h "
                     "deadline"
                 )
+        lo, hi = job.min_gpus, job.max_gpus
+        if lo is not None and cfg.n_gpus < lo:
+            out.append(f"{where}: {cfg.n_gpus} GPUs, under min_gpus {lo}")
+        if hi is not None and cfg.n_gpus > hi:
+            out.append(f"{where}: {cfg.n_gpus} GPUs, over max_gpus {hi}")
+    _serving(problem, plan, cat, used, watts, out, serving)
     for pool_id, n in used.items():
         have = problem.cluster.pool(pool_id).n_gpus
         if n > have:
@@ -75,3 +87,58 @@ def violations(
                 f"{site.power_budget_mw:g} MW"
             )
     return out
+
+
+def _serving(
+    problem: Problem,
+    plan: Plan,
+    cat: Catalog,
+    used: dict[str, int],
+    watts: dict[str, float],
+    out: list[str],
+    given: list[ServingMetrics] | None,
+) -> None:
+    """The serving rules; adds the engines' GPUs and budgeted watts to ``used``/``watts``."""
+    services = {s.id: s for s in problem.workloads.inference}
+    planned = [c.service for c in plan.serving]
+    for sid in services:
+        if planned.count(sid) != 1:
+            out.append(f"service {sid!r} has {planned.count(sid)} configurations; expected 1")
+    pools = {p.id for p in problem.cluster.pools}
+    for i, cfg in enumerate(plan.serving):
+        where = f"plan.serving[{i}] ({cfg.service})"
+        svc = services.get(cfg.service)
+        if svc is None:
+            out.append(f"{where}: unknown service")
+            continue
+        bad = [g.pool for g in cfg.engines if g.pool not in pools]
+        if bad:
+            out.append(f"{where}: unknown pools {bad}")
+            continue
+        allowed = None if svc.allowed_gpus is None else {cat.gpu(g).id for g in svc.allowed_gpus}
+        for g in cfg.engines:
+            pool = problem.cluster.pool(g.pool)
+            site = problem.cluster.site(pool.site)
+            gpu = cat.gpus[pool.gpu]
+            used[pool.id] = used.get(pool.id, 0) + g.n_gpus
+            node = pool.node_idle_power_w / pool.gpus_per_node
+            if site.power_oversubscription:
+                p_c, p_m = busy_power_w(gpu, g.power_cap_w)
+                per_gpu = (p_m if g.role is EngineRole.DECODE else p_c) + node
+            else:
+                per_gpu = provisioned_power_w(gpu, pool, g.power_cap_w)
+            watts[pool.site] = watts.get(pool.site, 0.0) + g.n_gpus * per_gpu
+            if svc.allowed_sites is not None and pool.site not in svc.allowed_sites:
+                out.append(f"{where}: uses site {pool.site!r} outside allowed_sites")
+            if allowed is not None and pool.gpu not in allowed:
+                out.append(f"{where}: uses GPU {pool.gpu!r} outside allowed_gpus")
+            if svc.disaggregated is True and g.role is EngineRole.COLOCATED:
+                out.append(f"{where}: colocated engines in a disaggregated service")
+            if svc.disaggregated is False and g.role is not EngineRole.COLOCATED:
+                out.append(f"{where}: {g.role.value} engines in a colocated service")
+        if svc.max_gpus is not None and cfg.n_gpus > svc.max_gpus:
+            out.append(f"{where}: {cfg.n_gpus} GPUs, over max_gpus {svc.max_gpus}")
+        m = given[i] if given is not None else None
+        if m is None:
+            m = evaluate_serving(svc, cat.model(svc.model), cfg, problem.cluster, cat.gpus)
+        out.extend(f"{where}: {w}" for w in m.warnings)

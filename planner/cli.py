@@ -13,15 +13,20 @@ from rich.console import Console
 
 from planner import api
 from planner.catalog import Catalog, default_catalog
-from planner.errors import PlannerInputError
+from planner.errors import InputProblem, PlannerInputError
 from planner.load import load
 from planner.report import (
+    pareto_table,
+    power_table,
     prefill_table,
     print_training,
     profile_table,
     result_json,
     result_tables,
+    serving_sim_table,
+    serving_tables,
     simulation_table,
+    stage_caps_table,
     to_json,
     validation_table,
 )
@@ -69,18 +74,22 @@ def _fail(exc: PlannerInputError) -> NoReturn:
 
 @app.command()
 def evaluate(inputs: Inputs, json_out: JsonFlag = False, hardware: Hardware = None) -> None:
-    """Cost-model metrics of the configuration(s) in the inputs' plan: section."""
+    """Cost-model metrics of the training and serving configurations in the inputs' plan:
+    section."""
+    source = ", ".join(map(str, inputs))
     try:
-        metrics = api.evaluate(
-            load(*inputs), _catalog(hardware), source=", ".join(map(str, inputs))
-        )
+        problem, catalog = load(*inputs), _catalog(hardware)
+        metrics = api.evaluate(problem, catalog, source=source)
+        serving = api.evaluate_serving(problem, catalog, source=source)
     except PlannerInputError as exc:
         _fail(exc)
         return
     if json_out:
-        print(to_json({"training": metrics}))
+        print(to_json({"training": metrics, "serving": serving}))
     else:
         print_training(console, metrics)
+        for table in serving_tables(serving):
+            console.print(table)
 
 
 class Backend(StrEnum):
@@ -110,8 +119,16 @@ def plan_cmd(
         typer.Option("--export-model", help="Write the formulation (.lp or CP-SAT text)."),
     ] = None,
     hardware: Hardware = None,
+    stage_caps: Annotated[
+        bool,
+        typer.Option(
+            "--stage-caps",
+            help="Then lower the power caps of non-critical pipeline stages (Perseus).",
+        ),
+    ] = False,
 ) -> None:
-    """Find the best plan for the inputs' training jobs, with its bound and gap."""
+    """Find the best plan for the inputs' training jobs and inference services, with its
+    bound and gap."""
     problem, catalog = _inputs(inputs, hardware)
     goal = problem.objective
     if objective is not None:
@@ -120,7 +137,14 @@ def plan_cmd(
         time_limit_s=time_limit, export_model=str(export_model) if export_model else None
     )
     result = api.plan(problem, catalog, objective=goal, backend=backend.value, options=opts)
-    doc = result_json(result, api.describe(result, problem, catalog))
+    caps: list[dict[str, object]] = []
+    if stage_caps and result.ok:
+        result, reports = api.stage_caps(result, problem, catalog)
+        caps = [r.to_json() for r in reports]
+    power = api.site_power(result, problem, catalog)
+    doc = result_json(result, api.describe(result, problem, catalog), power)
+    if stage_caps:
+        doc["stage_caps"] = caps
     if out is not None:
         out.write_text(to_json(doc) + "\n", encoding="utf-8")
     if json_out:
@@ -130,7 +154,70 @@ def plan_cmd(
             console.print(table)
         if result.metrics:
             print_training(console, result.metrics)
+        for table in serving_tables(result.serving):
+            console.print(table)
+        if result.serving and power:
+            console.print(power_table(power))
+        if caps:
+            console.print(stage_caps_table(caps))
     if not result.ok:
+        raise typer.Exit(code=1)
+
+
+class SweepBackend(StrEnum):
+    MILP = "milp"
+    CPSAT = "cpsat"
+
+
+@app.command()
+def pareto(
+    inputs: Inputs,
+    x: Annotated[
+        str, typer.Option("--x", help="Axis to minimise: energy, carbon, cost or time_to_train.")
+    ] = "energy",
+    y: Annotated[str, typer.Option("--y", help="Axis to maximise: throughput.")] = "throughput",
+    points: Annotated[
+        int, typer.Option("--points", min=2, help="Solves along the sweep, extremes included.")
+    ] = 8,
+    backend: Annotated[SweepBackend, typer.Option(help="Solver backend.")] = SweepBackend.MILP,
+    time_limit: Annotated[
+        float, typer.Option("--time-limit", min=0.1, help="Time limit of each solve, seconds.")
+    ] = 60.0,
+    json_out: JsonFlag = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write the front as a figure (.png or .svg).")
+    ] = None,
+    hardware: Hardware = None,
+) -> None:
+    """Sweep the trade-off between a cost-like objective and throughput for the inputs' one
+    training job (epsilon-constraint), and print or plot its Pareto front."""
+    from rich.progress import Progress
+
+    if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
+        _fail(
+            PlannerInputError([InputProblem(str(plot), "--plot", "unknown suffix", ".png or .svg")])
+        )
+    problem, catalog = _inputs(inputs, hardware)
+    opts = SolveOptions(time_limit_s=time_limit)
+    with Progress(console=err_console, transient=True, disable=json_out) as bar:
+        task = bar.add_task("pareto sweep", total=points + 1)
+
+        def tick(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            front = api.pareto(problem, catalog, x, y, points, backend.value, opts, tick)
+        except PlannerInputError as exc:
+            _fail(exc)
+    if plot is not None:
+        from planner.plots import pareto_figure
+
+        pareto_figure(front.points, front.x_label, front.y_label, plot)
+    if json_out:
+        print(to_json(front.to_json()))
+    else:
+        console.print(pareto_table(front))
+    if not front.front:
         raise typer.Exit(code=1)
 
 
@@ -150,18 +237,32 @@ def simulate(
     timeline: Annotated[
         Path | None, typer.Option("--timeline", help="Write a Gantt chart (.png or .svg).")
     ] = None,
+    requests: Annotated[
+        int, typer.Option("--requests", min=100, help="Requests per simulated service.")
+    ] = 20_000,
 ) -> None:
     """Replay one iteration of the inputs' plan (or of the plan `planner plan` finds) event by
-    event, and compare it with the cost model."""
+    event, and compare it with the cost model; replay each service's requests (Poisson
+    arrivals) on its engines and measure SLO attainment."""
     problem, catalog = _inputs(inputs, hardware)
+    if problem.plan is None:
+        found = api.plan(problem, catalog)
+        if found.plan is None:
+            typer.echo(f"no plan to simulate: {found.status.value} {found.explanation}", err=True)
+            raise typer.Exit(code=1)
+        problem = problem.model_copy(update={"plan": found.plan})
     rows = api.simulate(problem, catalog, policy.value if policy else None, timeline)
+    served = api.simulate_serving(problem, catalog, requests)
     if json_out:
-        print(to_json({"simulations": rows}))
+        print(to_json({"simulations": rows, "serving": served}))
     else:
-        console.print(simulation_table(rows))
+        if rows:
+            console.print(simulation_table(rows))
         prefill = prefill_table(rows)
         if prefill is not None:
             console.print(prefill)
+        if served:
+            console.print(serving_sim_table(served))
 
 
 @app.command()

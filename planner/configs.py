@@ -106,8 +106,13 @@ def raw_configs(
         ):
             continue
         for dp in range(1, batch // mb + 1):
-            if batch % (dp * mb) or tp * cp * pp * dp > max_gpus:
+            n = tp * cp * pp * dp
+            if batch % (dp * mb) or n > max_gpus:
                 continue
+            if (job.max_gpus is not None and n > job.max_gpus) or (
+                job.min_gpus is not None and n < job.min_gpus
+            ):
+                continue  # outside the job's GPU quota
             scheds = [(Schedule.ONE_F_ONE_B, 1)]
             # Megatron's interleaved schedule needs micro-batches in multiples of pp.
             if pp > 1 and model.n_layers % (2 * pp) == 0 and (batch // (dp * mb)) % pp == 0:

@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from planner.catalog import Catalog
-from planner.costmodel.energy import provisioned_power_w
+from planner.costmodel.energy import provisioned_by_pool_w
 from planner.costmodel.iteration import cell_size_for
-from planner.costmodel.metrics import TrainingMetrics
+from planner.costmodel.metrics import ServingMetrics, TrainingMetrics
 from planner.costmodel.placement import resolve_placement
 from planner.costmodel.wan import cells
 from planner.spec.plan import Plan, TrainingConfig
@@ -71,6 +71,7 @@ def describe_training(
                     "ranks": [first_rank, first_rank + n - 1],
                     "nodes": [gpu0 // pool.gpus_per_node, (gpu0 + n - 1) // pool.gpus_per_node],
                     "first_gpu_in_node": gpu0 % pool.gpus_per_node,
+                    "power_cap_w": cfg.cap_w(d),
                 }
             )
             dp_start += share
@@ -100,16 +101,15 @@ def describe_training(
             }
         )
     power: dict[str, float] = {}
-    for pool_id, n in pl.gpus_by_pool().items():
-        pool = cluster.pool(pool_id)
-        w = provisioned_power_w(catalog.gpus[pool.gpu], pool, cfg.power_cap_w)
-        site = cluster.site(pool.site)
-        power[pool.site] = power.get(pool.site, 0.0) + n * w * site.pue
+    for pool_id, w in provisioned_by_pool_w(pl).items():
+        site = cluster.site(cluster.pool(pool_id).site)
+        power[site.id] = power.get(site.id, 0.0) + w * site.pue
     return {
         "job": cfg.job,
         "gpu": cfg.gpu,
         "n_gpus": cfg.n_gpus,
         "power_cap_w": cfg.power_cap_w,
+        "stage_power_caps_w": cfg.stage_power_caps_w,
         "rank_order": "tp-cp-dp-pp (Megatron): rank = t + tp*(c + cp*(d + dp*p))",
         "stages": stages,
         "wan_crossings": crossings,
@@ -126,3 +126,47 @@ def describe_plan(
         describe_training(cfg, m, problem, catalog, offset)
         for cfg, m in zip(plan.training, metrics, strict=True)
     ]
+
+
+def site_power(
+    problem: Problem, plan: Plan, catalog: Catalog, serving: list[ServingMetrics]
+) -> list[dict[str, Any]]:
+    """Per site: the budget, the facility watts counted against it (training GPUs at their
+    caps; serving engines at their caps, or at their expected peak draw where the site
+    oversubscribes), the margin left, and by how much the caps alone would exceed the budget
+    (the oversubscription that POLCA-style provisioning relies on)."""
+    rows: dict[str, dict[str, float]] = {}
+    for cfg in plan.training:
+        pl = resolve_placement(cfg, problem.cluster, catalog.gpus)
+        for pool_id, w in provisioned_by_pool_w(pl).items():
+            site = problem.cluster.site(problem.cluster.pool(pool_id).site)
+            row = rows.setdefault(site.id, {"training": 0.0, "caps": 0.0, "peaks": 0.0})
+            row["training"] += w * site.pue
+    for m in serving:
+        for e in m.engines:
+            site = problem.cluster.site(e.site)
+            row = rows.setdefault(site.id, {"training": 0.0, "caps": 0.0, "peaks": 0.0})
+            row["caps"] += e.count * e.provisioned_w * site.pue
+            row["peaks"] += e.count * e.peak_w * site.pue
+    out = []
+    for site in problem.cluster.sites:
+        if site.id not in rows:
+            continue
+        r = rows[site.id]
+        budget = site.power_budget_mw * 1e6
+        serving_w = r["peaks"] if site.power_oversubscription else r["caps"]
+        counted = r["training"] + serving_w
+        out.append(
+            {
+                "site": site.id,
+                "budget_w": budget,
+                "training_w": r["training"],
+                "serving_caps_w": r["caps"],
+                "serving_peaks_w": r["peaks"],
+                "oversubscription": site.power_oversubscription,
+                "counted_w": counted,
+                "margin_w": budget - counted,
+                "caps_over_budget_w": max(0.0, r["training"] + r["caps"] - budget),
+            }
+        )
+    return out

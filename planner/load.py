@@ -23,8 +23,10 @@ from planner.spec.model import ModelSpec
 from planner.spec.problem import SECTIONS, Problem
 from planner.spec.workload import InferenceService, TrainingJob
 
-_LIST_SECTIONS = {"workloads": ("training", "inference"), "plan": ("training",)}
-_ITEM = re.compile(r"^(workloads\.training|workloads\.inference|plan\.training)\[(\d+)\]")
+_LIST_SECTIONS = {"workloads": ("training", "inference"), "plan": ("training", "serving")}
+_ITEM = re.compile(
+    r"^(workloads\.training|workloads\.inference|plan\.training|plan\.serving)\[(\d+)\]"
+)
 
 
 def _relocate(origin: dict[str, str], problem: InputProblem) -> InputProblem:
@@ -299,6 +301,28 @@ def resolve(problem: Problem, origin: dict[str, str], catalog: Catalog) -> Probl
                 if isinstance(model, ModelSpec):
                     probs.extend(_config_problems(where("plan"), base, cfg, model))
         plan = plan.model_copy(update={"training": configs})
+        services = {s.id for s in problem.workloads.inference}
+        for i, scfg in enumerate(plan.serving):
+            base = f"plan.serving[{i}]"
+            if scfg.service not in services:
+                probs.append(
+                    InputProblem(
+                        where("plan"),
+                        f"{base}.service",
+                        f"no inference service {scfg.service!r}",
+                        f"one of {sorted(services)}",
+                    )
+                )
+            for k, group in enumerate(scfg.engines):
+                if group.pool not in pool_ids:
+                    probs.append(
+                        InputProblem(
+                            where("plan"),
+                            f"{base}.engines[{k}].pool",
+                            f"unknown pool {group.pool!r}",
+                            f"one of {sorted(pool_ids)}",
+                        )
+                    )
     if probs:
         raise PlannerInputError([_relocate(origin, p) for p in probs])
     cluster = problem.cluster.model_copy(update={"pools": pools})
@@ -357,7 +381,8 @@ def saved_plan_as_input(doc: Any) -> Any:
     """A document written by ``planner plan --out`` becomes its ``plan:`` section (the
     configurations); the solve record and metrics around it are not input."""
     if isinstance(doc, dict) and set(doc) >= RESULT_KEYS and isinstance(doc["plan"], dict):
-        return {"plan": {"training": doc["plan"].get("training", [])}}
+        plan = doc["plan"]
+        return {"plan": {k: plan[k] for k in ("training", "serving") if plan.get(k)}}
     return doc
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from planner.catalog import Catalog
-from planner.costmodel.metrics import TrainingMetrics
+from planner.costmodel.metrics import ServingMetrics, TrainingMetrics
 from planner.result import Result
+
+if TYPE_CHECKING:
+    from planner.pareto import ParetoFront
 
 
 def to_json(obj: Any) -> str:
@@ -104,7 +107,33 @@ def training_tables(m: TrainingMetrics) -> list[Table]:
         energy.add_row(name, text)
     for site, w in e.power_by_site_w.items():
         energy.add_row(f"  power at {site}", _fmt(w / 1e6, " MW"))
-    return [summary, devices, energy]
+    tables = [summary, devices, energy]
+    if m.reliability is not None:
+        tables.append(reliability_table(m))
+    return tables
+
+
+def reliability_table(m: TrainingMetrics) -> Table:
+    """Failures, checkpoints and goodput of one evaluated configuration."""
+    r = m.reliability
+    t = Table(title="failures and goodput", show_header=False)
+    t.add_column("metric", style="bold")
+    t.add_column("value", justify="right")
+    if r is None:
+        return t
+    for name, text in (
+        ("job MTBF", _fmt(r.mtbf_h, " h")),
+        ("checkpoint write", _fmt(r.checkpoint_s, " s")),
+        ("restart", _fmt(r.restart_s, " s")),
+        ("interval Young / Daly", f"{_fmt(r.young_interval_s)} / {_fmt(r.optimal_interval_s)} s"),
+        ("interval used", _fmt(r.interval_s, " s")),
+        ("goodput fraction", f"{r.goodput_fraction:.2%}"),
+        ("goodput tokens/s", _fmt(r.goodput_tokens_per_s)),
+        ("interruptions to train", _fmt(r.failures_to_train)),
+        ("wall time to train", _fmt(r.wall_time_to_train_h, " h")),
+    ):
+        t.add_row(name, text)
+    return t
 
 
 def print_training(console: Console, metrics: list[TrainingMetrics]) -> None:
@@ -138,10 +167,12 @@ def validation_table(report: dict[str, Any]) -> Table:
     return t
 
 
-def result_json(result: Result, details: list[dict[str, Any]]) -> dict[str, Any]:
+def result_json(
+    result: Result, details: list[dict[str, Any]], power: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The JSON of ``planner plan``: status, objective, bound, gap, time, backend, the plan
-    (loadable ``training`` configurations plus their machine-level ``details``) and the
-    cost-model metrics."""
+    (loadable ``training`` and ``serving`` configurations plus their machine-level
+    ``details`` and per-site ``power``) and the cost-model metrics of jobs and services."""
     return {
         "status": result.status.value,
         "objective": result.objective,
@@ -156,9 +187,15 @@ def result_json(result: Result, details: list[dict[str, Any]]) -> dict[str, Any]
                 c.model_dump(mode="json", exclude_defaults=True)
                 for c in (result.plan.training if result.plan else [])
             ],
+            "serving": [
+                c.model_dump(mode="json", exclude_defaults=True)
+                for c in (result.plan.serving if result.plan else [])
+            ],
             "details": details,
+            "power": power,
         },
         "metrics": [m.model_dump(mode="json") for m in result.metrics],
+        "serving": [m.model_dump(mode="json") for m in result.serving],
         "stats": result.stats,
     }
 
@@ -180,7 +217,7 @@ def result_tables(result: Result, details: list[dict[str, Any]]) -> list[Table]:
         head.add_row("gap", f"{result.gap:.2e}")
     head.add_row("solve time", f"{result.solve_time_s:.2f} s")
     cols = result.stats.get("columns")
-    if cols is not None:
+    if cols:
         head.add_row(
             "candidates",
             f"{result.stats.get('enumerated', 0)} enumerated, {cols} columns kept "
@@ -188,6 +225,9 @@ def result_tables(result: Result, details: list[dict[str, Any]]) -> list[Table]:
             f"{result.stats.get('pruned_bound', 0)}, floor {result.stats.get('pruned_floor', 0)}"
             " pruned)",
         )
+    options = result.stats.get("service_options")
+    if options:
+        head.add_row("serving options", f"{options} engine shapes x roles x pools")
     if result.explanation:
         head.add_row("why", result.explanation)
     tables = [head]
@@ -253,6 +293,45 @@ def simulation_table(rows: list[dict[str, Any]]) -> Table:
     return t
 
 
+def pareto_table(front: ParetoFront) -> Table:
+    """The points of a Pareto sweep, by ``y``: objectives, the throughput floor of the solve
+    (tokens/s), status and configuration."""
+    t = Table(title=f"Pareto front: {front.x_label} vs {front.y_label} ({front.backend})")
+    for col in (front.x.replace("_", " "), front.y, "floor", "status", "plan", "sites"):
+        left = col in ("status", "plan", "sites")
+        t.add_column(col, justify="left" if left else "right", no_wrap=not left)
+    t.add_column("front")
+    for p in front.points:
+        t.add_row(
+            _fmt(p.x) if p.x is not None else "-",
+            _fmt(p.y) if p.y is not None else "-",
+            _fmt(p.floor_tokens_per_s) if p.floor_tokens_per_s is not None else "-",
+            p.status,
+            p.label(full=True) if p.gpu else "-",
+            ", ".join(p.sites) or "-",
+            "" if not p.ok else ("dominated" if p.dominated else "yes"),
+            style="dim" if p.dominated or not p.ok else None,
+        )
+    return t
+
+
+def stage_caps_table(rows: list[dict[str, Any]]) -> Table:
+    """Per-stage power caps (``StageCapReport.to_json`` rows): caps, time and energy."""
+    t = Table(title="per-stage power caps (Perseus)")
+    for col in ("job", "caps W (stage 0..)", "iteration", "energy / iteration", "saved"):
+        t.add_column(col, justify="left" if col == "job" else "right")
+    for r in rows:
+        t.add_row(
+            r["job"],
+            ", ".join(f"{c:.0f}" for c in r["caps_w"]),
+            f"{r['iteration_s_before']:.3f} -> {r['iteration_s_after']:.3f} s",
+            f"{r['energy_per_iteration_j_before'] / 1e6:.3f} -> "
+            f"{r['energy_per_iteration_j_after'] / 1e6:.3f} MJ",
+            f"{r['saving']:.2%}",
+        )
+    return t
+
+
 def prefill_table(rows: list[dict[str, Any]]) -> Table | None:
     """Prefill harvested in the bubbles of each simulated configuration, if any."""
     items = [(r["job"], h) for r in rows for h in r.get("prefill_in_bubbles", [])]
@@ -273,5 +352,126 @@ def prefill_table(rows: list[dict[str, Any]]) -> Table | None:
             f"{waits.get('p50', 0) * 1e3:.1f} / {waits.get('p99', 0) * 1e3:.1f} ms"
             if waits
             else "-",
+        )
+    return t
+
+
+def serving_tables(metrics: list[ServingMetrics]) -> list[Table]:
+    """Per service: its engines with goodput, load and latency percentiles, then totals."""
+    out = []
+    for m in metrics:
+        title = (
+            f"{m.service}: {m.n_gpus} GPUs in {m.site}, goodput {_fmt(m.goodput_rps)} req/s "
+            f"for {_fmt(m.rate_rps)} req/s ({_fmt(m.goodput_per_gpu)} req/s per GPU)"
+        )
+        t = _columns(
+            title,
+            (
+                "role",
+                "pool",
+                "TP",
+                "PP",
+                "cap W",
+                "engines",
+                "goodput/engine",
+                "load/engine",
+                "TTFT s",
+                "TPOT s",
+                "util",
+                "peak W",
+            ),
+            ("role", "pool"),
+        )
+        for e in m.engines:
+            t.add_row(
+                e.role,
+                e.pool,
+                str(e.tp),
+                str(e.pp),
+                "-" if e.power_cap_w is None else _fmt(e.power_cap_w),
+                str(e.count),
+                _fmt(e.goodput_rps),
+                _fmt(e.load_rps),
+                "-" if e.role == "decode" else f"{e.ttft_s:.3f}",
+                "-" if e.role == "prefill" else f"{e.tpot_s:.4f}",
+                f"{e.utilisation:.0%}",
+                _fmt(e.peak_w),
+            )
+        out.append(t)
+        if m.warnings:
+            w = Table(title=f"{m.service}: warnings", show_header=False)
+            w.add_column("warning")
+            for line in m.warnings:
+                w.add_row(line)
+            out.append(w)
+    return out
+
+
+def _columns(title: str, names: tuple[str, ...], left: tuple[str, ...]) -> Table:
+    """A table with ``names`` as columns, right-aligned except ``left``."""
+    t = Table(title=title)
+    for c in names:
+        t.add_column(c, justify="left" if c in left else "right")
+    return t
+
+
+def power_table(rows: list[dict[str, Any]]) -> Table:
+    """Per site: budget, what training and serving count against it, and the margin."""
+    t = _columns(
+        "site power (facility, x PUE)",
+        (
+            "site",
+            "budget kW",
+            "training kW",
+            "serving caps kW",
+            "serving peaks kW",
+            "counted kW",
+            "margin kW",
+            "oversubscribed by kW",
+        ),
+        ("site",),
+    )
+    for r in rows:
+        t.add_row(
+            r["site"] + (" (oversubscribes)" if r["oversubscription"] else ""),
+            _fmt(r["budget_w"] / 1e3),
+            _fmt(r["training_w"] / 1e3),
+            _fmt(r["serving_caps_w"] / 1e3),
+            _fmt(r["serving_peaks_w"] / 1e3),
+            _fmt(r["counted_w"] / 1e3),
+            _fmt(r["margin_w"] / 1e3),
+            _fmt(r["caps_over_budget_w"] / 1e3),
+        )
+    return t
+
+
+def serving_sim_table(rows: list[dict[str, Any]]) -> Table:
+    """Request-level simulation of each service against its SLO."""
+    t = _columns(
+        "serving: request-level simulation (Poisson arrivals)",
+        (
+            "service",
+            "req/s",
+            "requests",
+            "TTFT P50/P90/P99 s",
+            "TPOT P50/P90/P99 s",
+            "TTFT ok",
+            "TPOT ok",
+            "both ok",
+            "target",
+        ),
+        ("service",),
+    )
+    for r in rows:
+        t.add_row(
+            r["service"],
+            _fmt(r["rate_rps"]),
+            str(r["requests"]),
+            "/".join(f"{r['ttft_s'][k]:.3f}" for k in ("p50", "p90", "p99")),
+            "/".join(f"{r['tpot_s'][k]:.4f}" for k in ("p50", "p90", "p99")),
+            f"{r['ttft_attainment']:.1%}",
+            f"{r['tpot_attainment']:.1%}",
+            f"{r['attainment']:.1%}",
+            f"{r['target']:.0%}",
         )
     return t

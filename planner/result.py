@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from planner.costmodel.metrics import TrainingMetrics
+from planner.costmodel.metrics import ServingMetrics, TrainingMetrics
 from planner.spec.plan import Plan
 
 
@@ -53,7 +53,8 @@ class Result:
     backend: str
     objective_kind: str = ""
     """What ``objective`` measures (``throughput`` in tokens/s, ``time_to_train`` in h,
-    ``energy`` in kWh, ``carbon`` in kg CO2, ``cost`` in USD)."""
+    ``energy`` in kWh, ``carbon`` in kg CO2, ``cost`` in USD, ``gpus``); serving counts
+    in the energy, carbon and cost objectives for ``Objective.serving_hours``."""
     objective: float | None = None
     """The plan's objective, from the cost model (what ``evaluate`` reports)."""
     bound: float | None = None
@@ -63,7 +64,11 @@ class Result:
     solve_time_s: float = 0.0
     plan: Plan | None = None
     metrics: list[TrainingMetrics] = field(default_factory=list)
+    serving: list[ServingMetrics] = field(default_factory=list)
+    """Cost-model figures of every inference service of the plan."""
     choices: list[Choice] = field(default_factory=list)
+    counts: dict[int, int] = field(default_factory=dict)
+    """Engines of every serving option used (``n[o]``)."""
     explanation: str = ""
     """Why the problem is infeasible, or what limited the search."""
     stats: dict[str, Any] = field(default_factory=dict)

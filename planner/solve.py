@@ -19,9 +19,10 @@ from planner.diagnose import explain_infeasible
 from planner.heuristics.exhaustive import exhaustive
 from planner.heuristics.greedy import greedy
 from planner.result import Choice, Result, SolveOptions, Status
-from planner.solution import evaluate_plan, finish, plan_objective
+from planner.serving import ServiceSpace, service_options
+from planner.solution import evaluate_plan, evaluate_services, finish, plan_objective
 from planner.spec.plan import Plan, TrainingConfig
-from planner.spec.problem import Objective, Problem
+from planner.spec.problem import Objective, ObjectiveKind, Problem
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ _CORE = (
     "zero_stage",
     "fsdp",
     "power_cap_w",
+    "stage_power_caps_w",
 )
 
 
@@ -70,8 +72,39 @@ def choices_for(space: Space, plan: Plan) -> list[Choice] | None:
     return out
 
 
+def counts_for(services: ServiceSpace, plan: Plan) -> dict[int, int] | None:
+    """The engine count of every option that expresses ``plan.serving``, if the options hold
+    its engines."""
+    out: dict[int, int] = {}
+    for cfg in plan.serving:
+        for g in cfg.engines:
+            key = g.model_copy(update={"count": 1})
+            match = next(
+                (
+                    o
+                    for o in services.by_service.get(cfg.service, [])
+                    if services.options[o].group == key
+                ),
+                None,
+            )
+            if match is None:
+                return None
+            out[match] = out.get(match, 0) + g.count
+    return out
+
+
+def serving_goal(problem: Problem, objective: Objective) -> Objective:
+    """The objective a problem is solved under: with services only, a throughput-like kind
+    (which has nothing to maximise) becomes the fewest GPUs."""
+    rate_like = (ObjectiveKind.THROUGHPUT, ObjectiveKind.GOODPUT, ObjectiveKind.TIME_TO_TRAIN)
+    if not problem.workloads.training and objective.kind in rate_like:
+        return objective.model_copy(update={"kind": ObjectiveKind.GPUS})
+    return objective
+
+
 def _greedy_result(problem: Problem, catalog: Catalog, objective: Objective, t0: float) -> Result:
-    base = greedy(problem, catalog)
+    services = service_options(problem.workloads.inference, problem.cluster, catalog, objective)
+    base = greedy(problem, catalog, services)
     kind = objective.kind.value
     if base is None:
         return Result(
@@ -82,14 +115,18 @@ def _greedy_result(problem: Problem, catalog: Catalog, objective: Objective, t0:
             explanation="the Atlas/Megatron rule found no placement",
         )
     metrics = evaluate_plan(problem, base, catalog)
+    serving = evaluate_services(problem, base, catalog)
+    value = plan_objective(problem, objective.kind, metrics, serving, objective.serving_hours)
     return Result(
         Status.FEASIBLE,
         "greedy",
         kind,
-        objective=plan_objective(problem, objective.kind, metrics),
+        objective=value,
         solve_time_s=time.perf_counter() - t0,
         plan=base,
         metrics=metrics,
+        serving=serving,
+        counts=counts_for(services, base) or {},
     )
 
 
@@ -107,15 +144,19 @@ def plan(
     cat = catalog or default_catalog()
     opts = options or SolveOptions()
     t0 = time.perf_counter()
+    goal = serving_goal(problem, objective or problem.objective)
     if backend == "greedy":
-        return _greedy_result(problem, cat, objective or problem.objective, t0)
+        return _greedy_result(problem, cat, goal, t0)
     # Enumeration may use most of the time limit; the solver gets the rest (at least 1 s).
-    space = enumerate_space(problem, cat, objective, deadline=t0 + 0.8 * opts.time_limit_s)
+    space = enumerate_space(problem, cat, goal, deadline=t0 + 0.8 * opts.time_limit_s)
+    space.services = service_options(problem.workloads.inference, problem.cluster, cat, goal)
     enum_s = time.perf_counter() - t0
     left = max(1.0, opts.time_limit_s - enum_s)
     opts = replace(opts, time_limit_s=left)
     log.info("enumerated %s in %.2f s", space.stats, enum_s)
-    if not space.columns or any(not any(c.job == j for c in space.columns) for j in space.jobs):
+    no_job = any(not any(c.job == j for c in space.columns) for j in space.jobs)
+    no_svc = any(not space.services.by_service[s] for s in space.services.services)
+    if no_job or no_svc or not (space.columns or space.services.options):
         if not space.complete:
             return finish(
                 problem,
@@ -142,7 +183,7 @@ def plan(
             explain_infeasible(problem, cat, space),
         )
     if backend == "exhaustive":
-        status, choices, scored, why = exhaustive(problem, cat, space, opts.time_limit_s)
+        status, choices, counts, scored, why = exhaustive(problem, cat, space, opts.time_limit_s)
         bound = None
         result = finish(
             problem,
@@ -155,6 +196,7 @@ def plan(
             time.perf_counter() - t0,
             {"plans_scored": scored, "enumerate_s": enum_s},
             why,
+            counts,
         )
         if result.ok and status is Status.OPTIMAL:
             result.bound, result.gap = result.objective, 0.0
@@ -177,12 +219,15 @@ def _formulation(
     mod = importlib.import_module(f"planner.formulations.{backend}.model")
     built = mod.build(space, problem.cluster)
     if opts.warm_start:
-        base = greedy(problem, cat)
+        base = greedy(problem, cat, space.services)
         warm = choices_for(space, base) if base is not None else None
-        if warm:
-            mod.warm_start(built, warm)
+        counts = counts_for(space.services, base) if base is not None else None
+        if warm is not None and counts is not None and (warm or counts):
+            mod.warm_start(built, warm, counts)
     raw = mod.solve(built, opts)
-    choices = mod.decode(built, raw) if raw.status in (Status.OPTIMAL, Status.FEASIBLE) else None
+    found = raw.status in (Status.OPTIMAL, Status.FEASIBLE)
+    choices = mod.decode(built, raw) if found else None
+    counts = mod.decode_counts(built, raw) if found else None
     stats = {**raw.stats, "enumerate_s": enum_s, "solver_s": raw.wall_s}
     return finish(
         problem,
@@ -194,7 +239,8 @@ def _formulation(
         raw.bound,
         time.perf_counter() - t0,
         stats,
+        counts=counts,
     )
 
 
-__all__ = ["BACKENDS", "choices_for", "plan"]
+__all__ = ["BACKENDS", "choices_for", "counts_for", "plan", "serving_goal"]

@@ -19,8 +19,9 @@ from planner.check import violations
 from planner.heuristics.exhaustive import exhaustive
 from planner.load import load
 from planner.result import SolveOptions, Status
-from planner.solution import evaluate_plan, finish, plan_objective
+from planner.solution import evaluate_plan, evaluate_services, finish, plan_objective
 from planner.solve import plan
+from planner.spec.problem import ObjectiveKind
 from tests.conftest import ROOT
 from tests.tiny import build, tiny_problems
 
@@ -60,7 +61,10 @@ def check_result(problem, result, catalog) -> None:
     assert result.plan is not None
     assert violations(problem, result.plan, catalog) == []
     again = plan_objective(
-        problem, problem.objective.kind, evaluate_plan(problem, result.plan, catalog)
+        problem,
+        ObjectiveKind(result.objective_kind),
+        evaluate_plan(problem, result.plan, catalog),
+        evaluate_services(problem, result.plan, catalog),
     )
     assert close(again, result.objective)
     assert result.gap is not None and result.gap <= 1e-6
@@ -90,7 +94,7 @@ def test_exhaustive_confirms_tiny_instances(path, catalog):
     problem = load(path)
     milp = plan(problem, catalog, backend="milp")
     space = enumerate_space(problem, catalog, prune=False)
-    status, choices, _, _ = exhaustive(problem, catalog, space)
+    status, choices, _, _, _ = exhaustive(problem, catalog, space)
     oracle = finish(problem, catalog, space, choices, status, "exhaustive", None, 0.0)
     assert oracle.status == milp.status
     assert close(oracle.objective, milp.objective)
@@ -123,7 +127,7 @@ def test_random_tiny_problems_match_brute_force(raw):
     milp = plan(problem, catalog, backend="milp")
     cpsat = plan(problem, catalog, backend="cpsat")
     space = enumerate_space(problem, catalog, prune=False)
-    status, choices, _, _ = exhaustive(problem, catalog, space)
+    status, choices, _, _, _ = exhaustive(problem, catalog, space)
     oracle = finish(problem, catalog, space, choices, status, "exhaustive", None, 0.0)
     assert milp.status == cpsat.status == oracle.status
     if not oracle.ok:
@@ -189,7 +193,7 @@ def test_power_bound_instance_caps_gpus(catalog):
 def test_exhaustive_respects_its_time_limit(catalog):
     problem = load(ROOT / "instances" / "tiny-2site-slow-wan.yaml")
     space = enumerate_space(problem, catalog, prune=False)
-    status, _, _, why = exhaustive(problem, catalog, space, time_limit_s=0.0)
+    status, _, _, _, why = exhaustive(problem, catalog, space, time_limit_s=0.0)
     assert status in (Status.FEASIBLE, Status.TIME_LIMIT_NO_SOLUTION)
     assert why == "time limit"
 

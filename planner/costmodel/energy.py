@@ -11,10 +11,14 @@ WAN egress GB x price.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from planner.spec.cluster import GpuPool, Site
 from planner.spec.hardware import GpuSpec
 from planner.units import J_PER_KWH
+
+if TYPE_CHECKING:
+    from planner.costmodel.placement import Placement
 
 
 def busy_power_w(gpu: GpuSpec, power_cap_w: float | None) -> tuple[float, float]:
@@ -110,3 +114,16 @@ def provisioned_power_w(gpu: GpuSpec, pool: GpuPool, power_cap_w: float | None) 
     cap = power_cap_w if power_cap_w is not None else gpu.power_cap_max_w
     cap = min(max(cap, gpu.power_cap_min_w), gpu.power_cap_max_w)
     return cap + pool.node_idle_power_w / pool.gpus_per_node
+
+
+def provisioned_by_pool_w(pl: Placement) -> dict[str, float]:
+    """IT power to provision in each pool a placed configuration uses: every GPU at its
+    device's cap (``TrainingConfig.cap_w``, per-stage caps included) plus its node share."""
+    cfg = pl.cfg
+    out: dict[str, float] = {}
+    for d, shares in enumerate(pl.shares):
+        for pool_id, share in shares:
+            pool = pl.pools[pool_id]
+            w = provisioned_power_w(pl.gpus[pool.gpu], pool, cfg.cap_w(d))
+            out[pool_id] = out.get(pool_id, 0.0) + share * cfg.tp * cfg.cp * w
+    return out

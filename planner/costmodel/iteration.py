@@ -496,16 +496,14 @@ def _energy(
     site_w: dict[str, float] = {}
     totals = {"kwh": 0.0, "kg": 0.0, "l": 0.0, "usd": 0.0, "rent": 0.0, "board_w": 0.0}
     for dm in device_metrics:
-        gpu = pl.gpu_of(dm.device)
+        gpu, cap = pl.gpu_of(dm.device), cfg.cap_w(dm.device)
         for pool_id, share in pl.shares[dm.device]:
             pool = pl.pools[pool_id]
             site = pl.cluster.site(pool.site)
             n = share * per_replica
-            rs = run_share(
-                gpu, pool, site, n, dm.compute_s, dm.memory_s, t_iter, iterations, cfg.power_cap_w
-            )
+            rs = run_share(gpu, pool, site, n, dm.compute_s, dm.memory_s, t_iter, iterations, cap)
             site_w[pool.site] = site_w.get(pool.site, 0.0) + rs.it_j_per_iteration / t_iter
-            board, _ = device_energy(gpu, pool, dm.compute_s, dm.memory_s, t_iter, cfg.power_cap_w)
+            board, _ = device_energy(gpu, pool, dm.compute_s, dm.memory_s, t_iter, cap)
             totals["board_w"] += n * board / t_iter
             totals["kwh"] += rs.facility_kwh
             totals["kg"] += rs.carbon_kg

@@ -113,6 +113,31 @@ class EnergyMetrics(Frozen):
     cost_breakdown_usd: dict[str, float]
 
 
+class ReliabilityMetrics(Frozen):
+    """Failures, checkpoints and goodput of one training job (``costmodel.reliability``)."""
+
+    mtbf_h: float
+    """Mean time between interruptions of the whole job (inf when GPUs never fail)."""
+    checkpoint_s: float
+    """Time to write one checkpoint (weights + optimizer state)."""
+    restart_s: float
+    interval_s: float
+    """Compute time between checkpoints in use (the stated one, else ``optimal_interval_s``)."""
+    young_interval_s: float
+    """Young (1974) first-order optimum ``sqrt(2 delta M)``."""
+    optimal_interval_s: float
+    """Daly (2006) higher-order optimum."""
+    goodput_fraction: float
+    """Expected share of wall time that advances training (checkpoints, lost work and
+    restarts excluded)."""
+    failures_to_train: float
+    """Expected interruptions over the whole run."""
+    wall_time_to_train_h: float
+    """``time_to_train_h / goodput_fraction``."""
+    goodput_tokens_per_s: float
+    """``tokens_per_s * goodput_fraction``."""
+
+
 class TrainingMetrics(Frozen):
     """Every figure of one training job under one configuration."""
 
@@ -138,4 +163,74 @@ class TrainingMetrics(Frozen):
     dp_cell_size: int | None = None
     """Pipelines per DP-cell on the WAN crossings (None when no pipeline crosses a WAN)."""
     fits_memory: bool
+    warnings: list[str]
+    reliability: ReliabilityMetrics | None = None
+    """Failures and goodput (filled by ``evaluate_training``)."""
+
+
+class EngineMetrics(Frozen):
+    """One group of identical serving engines at the load the balancer gives each."""
+
+    role: str
+    pool: str
+    site: str
+    gpu: str
+    tp: int
+    pp: int
+    count: int
+    power_cap_w: float | None
+    goodput_rps: float
+    """Highest rate one engine sustains with the SLO percentiles met."""
+    load_rps: float
+    """Rate each engine carries (demand split in proportion to goodput)."""
+    ttft_s: float
+    """TTFT at the SLO percentile under that load (0 for decode engines)."""
+    tpot_s: float
+    """TPOT at the SLO percentile under that load (0 for prefill engines)."""
+    utilisation: float
+    """Prefill busy share (prefill, colocated) or KV-cache share at the percentile (decode)."""
+    resident_requests: float
+    """Mean requests in the decode batch."""
+    kv_capacity_tokens: float
+    prefill_fit: tuple[float, float, float]
+    """``(a, b, c)`` of the prefill latency ``a + b L + c L^2`` seconds."""
+    provisioned_w: float
+    """IT watts of one engine at its cap (GPUs plus node share)."""
+    peak_w: float
+    """Expected peak IT draw of one engine (decode: memory-bound power)."""
+    average_w: float
+    """Average IT draw of one engine at its load."""
+    capacity_w: float
+    """Average IT draw of one engine at its goodput (the load the plan provisions for)."""
+
+
+class ServingMetrics(Frozen):
+    """Every figure of one inference service under one serving configuration."""
+
+    service: str
+    model: str
+    n_gpus: int
+    site: str
+    rate_rps: float
+    prefill_capacity_rps: float
+    decode_capacity_rps: float
+    goodput_rps: float
+    """Highest request rate the engines serve within the SLO (min of the two phases)."""
+    goodput_per_gpu: float
+    ttft_s: float
+    """Worst engine TTFT percentile at its load."""
+    tpot_s: float
+    """Worst engine TPOT percentile at its load."""
+    engines: list[EngineMetrics]
+    provisioned_w: float
+    peak_w: float
+    average_w: float
+    energy_kwh_per_h: float
+    """Facility energy per hour with every engine at its goodput (x PUE): the figure the
+    objectives count (linear in the engine counts)."""
+    energy_kwh_per_h_at_demand: float
+    """Facility energy per hour at the demand rate."""
+    carbon_kg_per_h: float
+    cost_usd_per_h: float
+    """Electricity (engines at goodput) plus GPU rental per hour."""
     warnings: list[str]

@@ -7,6 +7,7 @@
     t_pipe   = m * max(T_max, WAN occupancy per micro-batch) + (sum T_d - T_max)/v + fill
     t_iter   = t_pipe + exposed DP communication + optimizer step + step overhead
     tokens/s = B * s / t_iter;   MFU = model FLOPs/token * tokens/s / sum of dense peaks
+    goodput  = tokens/s * f      (failures and checkpoints, ``costmodel.reliability``)
 
 See docs/cost_model.md for every equation with its source.
 """
@@ -28,6 +29,7 @@ from planner.costmodel.layer import (
 from planner.costmodel.memory import GRAD_BYTES
 from planner.costmodel.metrics import TrainingMetrics
 from planner.costmodel.placement import Placement, resolve_placement
+from planner.costmodel.reliability import training_reliability
 from planner.spec.base import FfnType, Recompute
 from planner.spec.cluster import Cluster
 from planner.spec.hardware import GpuSpec
@@ -88,7 +90,10 @@ def host_wait(
     return max(0.0, host_f - gpu_f), max(0.0, host_b - gpu_b)
 
 
-def _shape(model: ModelSpec, job: TrainingJob, cfg: TrainingConfig, gpu: GpuSpec) -> LayerShape:
+def _shape(
+    model: ModelSpec, job: TrainingJob, cfg: TrainingConfig, gpu: GpuSpec, device: int
+) -> LayerShape:
+    """Layer shape on pipeline device ``device``, whose clock follows its own power cap."""
     return LayerShape(
         model=model,
         gpu=gpu,
@@ -101,7 +106,7 @@ def _shape(model: ModelSpec, job: TrainingJob, cfg: TrainingConfig, gpu: GpuSpec
         precision=cfg.precision or job.precision,
         attention=cfg.attention,
         recompute=cfg.recompute,
-        clock=kernels.clock_ratio(gpu, cfg.power_cap_w),
+        clock=kernels.clock_ratio(gpu, cfg.cap_w(device)),
     )
 
 
@@ -111,18 +116,18 @@ def _device_work(
     """Kernel time, exposed intra-stage communication, FLOPs and activations per device."""
     devices = [DeviceWork(d, pl.gpu_of(d), []) for d in range(cfg.pp)]
     starts = [sum(chunk_layers[:c]) for c in range(len(chunk_layers))]
-    cache: dict[tuple[str, bool], tuple[LayerCost, float, float]] = {}
+    cache: dict[tuple[str, float, bool], tuple[LayerCost, float, float]] = {}
     for c, n in enumerate(chunk_layers):
         dev = devices[c % cfg.pp]
         dev.layers.append(n)
-        shape = _shape(model, job, cfg, dev.gpu)
+        shape = _shape(model, job, cfg, dev.gpu, dev.index)
         kinds: dict[bool, tuple[int, int]] = {}
         for layer in range(starts[c], starts[c] + n):
             flag = model.is_moe_layer(layer)
             count, first = kinds.get(flag, (0, layer))
             kinds[flag] = (count + 1, first)
         for flag, (count, layer) in kinds.items():
-            key = (dev.gpu.id, flag)
+            key = (dev.gpu.id, shape.clock, flag)
             if key not in cache:
                 lc = layer_cost(shape, layer)
                 links = pl.intra_stage_links(dev.index)
@@ -167,7 +172,7 @@ def _add_embedding_and_head(
     first.fwd += kernels.stream_time(first.gpu, tokens * h * ACT_BYTES)
     first.bwd += kernels.stream_time(first.gpu, tokens * h * (ACT_BYTES + GRAD_BYTES))
     first.dense_params += emb / cfg.tp
-    shape = _shape(model, job, cfg, last.gpu)
+    shape = _shape(model, job, cfg, last.gpu, last.index)
     g, p, clk = last.gpu, shape.precision, shape.clock
     last.fwd += kernels.gemm_time(g, tokens, vocab, h, p, clk)
     if cfg.loss_fusion:
@@ -209,7 +214,9 @@ def evaluate_training(
         gpus_held = [pl.gpu_of(d) for d in range(cfg.pp)]
         _WORK[key] = (gpus_held, _device_work(model, job, cfg, pl, chunk_layers))
     devices = [replace(d, layers=list(d.layers)) for d in _WORK[key][1]]
-    return assemble(job, model, cfg, pl, devices, len(chunk_layers))
+    m = assemble(job, model, cfg, pl, devices, len(chunk_layers))
+    rel = training_reliability(m, model, job.optimizer, cluster.reliability)
+    return m.model_copy(update={"reliability": rel})
 
 
 _WORK: dict[tuple[object, ...], tuple[list[GpuSpec], list[DeviceWork]]] = {}

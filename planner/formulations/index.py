@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from planner.candidates import Space
+from planner.serving import ServiceOption, ServiceSpace
 from planner.spec.cluster import Cluster
 
 
@@ -31,6 +32,24 @@ class Index:
     """GPU inventory rows: GPUs taken from each pool."""
     site_watts: dict[str, list[Term]] = field(default_factory=dict)
     """Power budget rows: facility watts (IT x PUE) provisioned in each site."""
+    svc: ServiceSpace = field(default_factory=ServiceSpace)
+    """Serving options; ``n[o]`` engines of option ``o``."""
+    svc_pool_gpus: dict[str, list[ServiceOption]] = field(default_factory=dict)
+    """Options drawing GPUs from each pool (``gpus`` per engine)."""
+    svc_site_watts: dict[str, list[ServiceOption]] = field(default_factory=dict)
+    """Options counted against each site's budget (``budget_w`` per engine)."""
+    svc_sites: dict[str, list[str]] = field(default_factory=dict)
+    """Per service, the sites it has options in (``y[s, site]``)."""
+
+    @property
+    def sites(self) -> list[str]:
+        """Sites with a power row."""
+        return sorted(set(self.site_watts) | set(self.svc_site_watts))
+
+    @property
+    def pools(self) -> list[str]:
+        """Pools with an inventory row."""
+        return sorted(set(self.pool_gpus) | set(self.svc_pool_gpus))
 
 
 def build_index(space: Space, cluster: Cluster) -> Index:
@@ -55,4 +74,13 @@ def build_index(space: Space, cluster: Cluster) -> Index:
             ix.site_watts.setdefault(pool.site, []).append(
                 Term(col.index, pos, gpus * col.power_w[i] * pue)
             )
+    ix.svc = space.services
+    for opt in space.services.options:
+        ix.svc_pool_gpus.setdefault(opt.group.pool, []).append(opt)
+        ix.svc_site_watts.setdefault(opt.site, []).append(opt)
+        sites = ix.svc_sites.setdefault(opt.service, [])
+        if opt.site not in sites:
+            sites.append(opt.site)
+    for svc in space.services.services:
+        ix.svc_sites.setdefault(svc, [])
     return ix

@@ -11,8 +11,11 @@ from collections.abc import Iterator
 from planner.candidates import Column, Space
 from planner.catalog import Catalog
 from planner.check import violations
+from planner.costmodel.metrics import ServingMetrics
 from planner.result import Choice, Status
-from planner.solution import evaluate_plan, plan_from_choices, plan_objective
+from planner.serving import ServiceOption, ServiceSpace
+from planner.solution import evaluate_plan, evaluate_services, plan_from_choices, plan_objective
+from planner.spec.plan import Plan
 from planner.spec.problem import Problem
 
 MAX_PLANS = 200_000
@@ -30,40 +33,112 @@ def splits(col: Column) -> Iterator[tuple[int, ...]]:
         yield tuple(b - a for a, b in itertools.pairwise(bounds))
 
 
+def minimal_covers(space: ServiceSpace, service: str) -> list[dict[int, int]]:
+    """Every engine count vector of one service, in one site, that covers both demands and
+    loses coverage if any one engine is removed. Every objective values engines at >= 0 and
+    engines only consume GPUs and power, so some optimal plan uses a minimal cover."""
+    need = space.demand[service]
+    out: list[dict[int, int]] = []
+    by_site: dict[str, list[ServiceOption]] = {}
+    for o in space.by_service[service]:
+        opt = space.options[o]
+        by_site.setdefault(opt.site, []).append(opt)
+
+    def covered(counts: dict[int, int], attr: str) -> bool:
+        rates = [
+            (space.options[o].prefill_rps if attr == "prefill_rps" else space.options[o].decode_rps)
+            * k
+            for o, k in counts.items()
+        ]
+        return sum(rates) >= need * (1 - 1e-12)
+
+    def minimal(counts: dict[int, int]) -> bool:
+        for o in counts:
+            less = {**counts, o: counts[o] - 1}
+            if covered(less, "prefill_rps") and covered(less, "decode_rps"):
+                return False
+        return True
+
+    def walk(
+        opts: list[ServiceOption], rest: list[tuple[float, float]], i: int, counts: dict[int, int]
+    ) -> None:
+        have_p = sum(space.options[o].prefill_rps * k for o, k in counts.items())
+        have_d = sum(space.options[o].decode_rps * k for o, k in counts.items())
+        if have_p >= need * (1 - 1e-12) and have_d >= need * (1 - 1e-12):
+            if minimal(counts):
+                out.append({o: k for o, k in counts.items() if k})
+            return
+        if (
+            i == len(opts)
+            or have_p + rest[i][0] < need * (1 - 1e-12)
+            or have_d + rest[i][1] < need * (1 - 1e-12)
+        ):
+            return  # the remaining options cannot cover the demand
+        opt = opts[i]
+        for k in range(opt.upper + 1):
+            walk(opts, rest, i + 1, {**counts, opt.index: k} if k else counts)
+
+    for opts in by_site.values():
+        rest = [(0.0, 0.0)] * (len(opts) + 1)
+        for i in range(len(opts) - 1, -1, -1):
+            last = opts[i]
+            rest[i] = (
+                rest[i + 1][0] + last.upper * last.prefill_rps,
+                rest[i + 1][1] + last.upper * last.decode_rps,
+            )
+        walk(opts, rest, 0, {})
+    return out
+
+
 def count_plans(space: Space) -> int:
     """Plans the oracle would score."""
     total = 1
     for job in space.jobs:
         total *= sum(sum(1 for _ in splits(c)) for c in space.columns if c.job == job)
+    for svc in space.services.services:
+        total *= len(minimal_covers(space.services, svc))
     return total
 
 
 def exhaustive(
     problem: Problem, catalog: Catalog, space: Space, time_limit_s: float = 600.0
-) -> tuple[Status, list[Choice] | None, int, str]:
-    """(status, best choices, plans scored, explanation)."""
+) -> tuple[Status, list[Choice] | None, dict[int, int] | None, int, str]:
+    """(status, best choices, best engine counts, plans scored, explanation)."""
     n = count_plans(space)
     if n > MAX_PLANS:
-        return Status.ERROR, None, 0, f"{n} plans exceed the exhaustive limit of {MAX_PLANS}"
+        return Status.ERROR, None, None, 0, f"{n} plans exceed the exhaustive limit of {MAX_PLANS}"
     per_job = [
         [Choice(c.index, s) for c in space.columns if c.job == job for s in splits(c)]
         for job in space.jobs
     ]
+    per_service = [minimal_covers(space.services, svc) for svc in space.services.services]
     sign = -1.0 if space.maximise else 1.0
-    best: tuple[float, list[Choice]] | None = None
+    best: tuple[float, list[Choice], dict[int, int]] | None = None
     t0, scored = time.perf_counter(), 0
+    kind, hours = space.objective.kind, space.objective.serving_hours
+    served: dict[str, ServingMetrics] = {}
     for combo in itertools.product(*per_job):
-        if time.perf_counter() - t0 > time_limit_s:
-            status = Status.FEASIBLE if best else Status.TIME_LIMIT_NO_SOLUTION
-            return status, best[1] if best else None, scored, "time limit"
-        choices = list(combo)
-        plan = plan_from_choices(space, choices)
-        scored += 1
-        if violations(problem, plan, catalog, space.objective):
-            continue
-        value = plan_objective(problem, space.objective.kind, evaluate_plan(problem, plan, catalog))
-        if best is None or sign * value < sign * best[0] - 1e-12 * abs(best[0]):
-            best = (value, choices)
+        for covers in itertools.product(*per_service):
+            if time.perf_counter() - t0 > time_limit_s:
+                status = Status.FEASIBLE if best else Status.TIME_LIMIT_NO_SOLUTION
+                found = (best[1], best[2]) if best else (None, None)
+                return status, found[0], found[1], scored, "time limit"
+            choices = list(combo)
+            counts = {o: k for cover in covers for o, k in cover.items()}
+            plan = plan_from_choices(space, choices, counts)
+            scored += 1
+            serving = []
+            for cfg in plan.serving:
+                key = cfg.model_dump_json()
+                if key not in served:
+                    served[key] = evaluate_services(problem, Plan(serving=[cfg]), catalog)[0]
+                serving.append(served[key])
+            if violations(problem, plan, catalog, space.objective, serving):
+                continue
+            metrics = evaluate_plan(problem, plan, catalog)
+            value = plan_objective(problem, kind, metrics, serving, hours)
+            if best is None or sign * value < sign * best[0] - 1e-12 * abs(best[0]):
+                best = (value, choices, counts)
     if best is None:
-        return Status.INFEASIBLE, None, scored, ""
-    return Status.OPTIMAL, best[1], scored, ""
+        return Status.INFEASIBLE, None, None, scored, ""
+    return Status.OPTIMAL, best[1], best[2], scored, ""

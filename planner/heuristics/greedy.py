@@ -16,6 +16,8 @@ It returns a plan (and is the warm start of both formulations when its plan is a
 
 from __future__ import annotations
 
+import math
+
 from planner.catalog import Catalog
 from planner.configs import RECOMPUTES, pp_options
 from planner.costmodel.energy import provisioned_power_w
@@ -23,6 +25,7 @@ from planner.costmodel.metrics import TrainingMetrics
 from planner.costmodel.placement import PlacementError
 from planner.costmodel.training import evaluate_training
 from planner.layouts import Layout, connections
+from planner.serving import ServiceOption, ServiceSpace, configs_from_counts
 from planner.spec.base import Precision
 from planner.spec.cluster import GpuPool
 from planner.spec.plan import Plan, StagePlacement, TrainingConfig
@@ -141,8 +144,73 @@ def greedy_config(
     return None
 
 
-def greedy(problem: Problem, catalog: Catalog) -> Plan | None:
-    """The baseline plan of every training job in turn, or None if one finds no place."""
+def _rate(opt: ServiceOption, attr: str) -> float:
+    return opt.prefill_rps if attr == "prefill_rps" else opt.decode_rps
+
+
+def greedy_services(
+    problem: Problem,
+    space: ServiceSpace,
+    free: dict[str, int],
+    watts: dict[str, float],
+) -> dict[int, int] | None:
+    """Engines per option for every service in turn (DistServe-style homogeneous engines):
+    in each site, most free GPUs first, the prefill and the decode option with the highest
+    goodput per GPU (or the best colocated option if it needs fewer GPUs), as many engines as
+    the demand needs; the first site where they fit in GPUs and power. None if one fails."""
+    counts: dict[int, int] = {}
+    site_free = {s.id: 0 for s in problem.cluster.sites}
+    for p in problem.cluster.pools:
+        site_free[p.site] += free[p.id]
+    for svc in space.services:
+        opts = [space.options[o] for o in space.by_service[svc]]
+        need = space.demand[svc]
+        placed = False
+        for site in sorted(site_free, key=lambda s: -site_free[s]):
+            here = [o for o in opts if o.site == site]
+            picks: list[list[tuple[int, int]]] = []
+            for attr in ("prefill_rps", "decode_rps"):
+                role = [
+                    o for o in here if getattr(o, attr) > 0 and o.group.role.value != "colocated"
+                ]
+                if role:
+                    best = max(role, key=lambda o: (_rate(o, attr) / o.gpus, -o.index))
+                    picks.append([(best.index, math.ceil(need / _rate(best, attr) - 1e-9))])
+            together = [o for o in here if o.group.role.value == "colocated"]
+            candidates: list[list[tuple[int, int]]] = []
+            if len(picks) == 2:
+                candidates.append(picks[0] + picks[1])
+            if together:
+                best = max(together, key=lambda o: (o.prefill_rps / o.gpus, -o.index))
+                candidates.append([(best.index, math.ceil(need / best.prefill_rps - 1e-9))])
+            candidates.sort(key=lambda c: sum(space.options[o].gpus * k for o, k in c))
+            for cand in candidates:
+                use: dict[str, int] = {}
+                draw = 0.0
+                for o, k in cand:
+                    opt = space.options[o]
+                    use[opt.group.pool] = use.get(opt.group.pool, 0) + k * opt.gpus
+                    draw += k * opt.budget_w
+                if any(free[q] < n for q, n in use.items()) or draw > watts[site]:
+                    continue
+                for o, k in cand:
+                    counts[o] = counts.get(o, 0) + k
+                for pool_id, n in use.items():
+                    free[pool_id] -= n
+                    site_free[site] -= n
+                watts[site] -= draw
+                placed = True
+                break
+            if placed:
+                break
+        if not placed:
+            return None
+    return counts
+
+
+def greedy(problem: Problem, catalog: Catalog, services: ServiceSpace | None = None) -> Plan | None:
+    """The baseline plan of every training job in turn, then of every service (when its
+    options are given), or None if one finds no place."""
     free = {p.id: p.n_gpus for p in problem.cluster.pools}
     watts = {s.id: s.power_budget_mw * 1e6 for s in problem.cluster.sites}
     configs = []
@@ -158,4 +226,10 @@ def greedy(problem: Problem, catalog: Catalog) -> Plan | None:
             site = problem.cluster.site(pool.site)
             watts[pool.site] -= n * provisioned_power_w(gpu, pool, cfg.power_cap_w) * site.pue
         configs.append(cfg)
-    return Plan(training=configs)
+    serving = []
+    if services is not None and services.services:
+        counts = greedy_services(problem, services, free, watts)
+        if counts is None:
+            return None
+        serving = configs_from_counts(services, counts)
+    return Plan(training=configs, serving=serving)

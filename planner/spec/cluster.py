@@ -21,6 +21,10 @@ class Site(Spec):
     water_l_per_kwh: float = Field(default=1.8, ge=0)
     """Water use per kWh of IT energy (WUE, The Green Grid 2011)."""
     electricity_usd_per_mwh: float = Field(default=80.0, ge=0)
+    power_oversubscription: bool = False
+    """Count inference engines at their expected peak draw instead of their cap against the
+    budget (POLCA, Patel et al. ASPLOS 2024: decode draws well below TDP, so serving loads
+    can share provisioned power); training GPUs always count at their caps."""
 
 
 class GpuPool(Spec):
@@ -76,12 +80,41 @@ class WanLink(Spec):
         return self.bw_gbps
 
 
+LLAMA3_GPU_FAILURES_PER_HOUR = 419 / (54 * 24 * 16384)
+"""Unexpected interruptions per GPU-hour: 419 in a 54-day snapshot of Llama 3 405B pre-training
+on 16,384 H100 GPUs (Dubey et al. 2024, "The Llama 3 Herd of Models", Sec. 3.3.4), ~1.97e-5,
+a per-GPU MTBF of ~50,700 h. Every cause (GPU, HBM, network, host, software) is charged to
+the GPUs, so a job's rate scales with its GPU count."""
+LLAMA3_STORAGE_GB_S = 2000.0
+"""Sustained throughput of the Tectonic storage fabric of the Llama 3 cluster, 2 TB/s (peak
+7 TB/s; Dubey et al. 2024, Sec. 3.3.1)."""
+RESTART_S = 600.0
+"""Assumption (no published breakdown used): ~10 minutes from an interruption to training
+again: detect the fault, reschedule or swap the node, restart the processes, initialise NCCL
+and reload the last checkpoint."""
+
+
+class Reliability(Spec):
+    """Failures and checkpoints of the cluster's training jobs (the ``reliability:`` block)."""
+
+    gpu_failures_per_hour: float = Field(default=LLAMA3_GPU_FAILURES_PER_HOUR, ge=0)
+    """Interruptions per GPU-hour; a job on ``n`` GPUs fails at ``n`` times this rate."""
+    restart_s: float = Field(default=RESTART_S, ge=0)
+    """Time from an interruption to training again (detect, restart, reload)."""
+    checkpoint_write_gb_s: float = Field(default=LLAMA3_STORAGE_GB_S, gt=0)
+    """Aggregate write bandwidth one job's checkpoint gets from storage, GB/s (10^9 B/s, the
+    whole job, not per GPU)."""
+    checkpoint_interval_s: float | None = Field(default=None, gt=0)
+    """Compute time between checkpoints; None picks the Young/Daly optimum."""
+
+
 class Cluster(Spec):
     """Sites, GPU pools and WAN links; references are checked here."""
 
     sites: list[Site] = Field(min_length=1)
     pools: list[GpuPool] = Field(min_length=1)
     links: list[WanLink] = Field(default_factory=list)
+    reliability: Reliability = Field(default_factory=Reliability)
 
     @model_validator(mode="after")
     def _references(self) -> Cluster:

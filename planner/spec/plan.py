@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import Field, model_validator
 
 from planner.spec.base import AttentionImpl, Precision, Recompute, Schedule, Spec, WanSharing
@@ -67,6 +69,11 @@ class TrainingConfig(Spec):
     placement: list[StagePlacement] = Field(default_factory=list)
     """Which pools host which stages; empty means all stages in the first allowed pool."""
     power_cap_w: float | None = Field(default=None, gt=0)
+    """Board power cap of every GPU of the job (default: the GPU's maximum)."""
+    stage_power_caps_w: list[float] | None = None
+    """One cap per pipeline device (PP rank), overriding ``power_cap_w`` for that device's
+    GPUs: non-critical stages run slower at no step-time cost (Perseus, Chung et al. SOSP
+    2024; ``planner.stagecaps`` chooses them)."""
     tcp_connections: int = Field(default=1, gt=0)
     """Parallel TCP connections of one pipeline's transfer across a WAN crossing."""
     wan_sharing: WanSharing = WanSharing.TEMPORAL
@@ -89,6 +96,21 @@ class TrainingConfig(Spec):
             raise ValueError("layers_per_stage entries must be >= 0")
         return self
 
+    @model_validator(mode="after")
+    def _stage_caps(self) -> TrainingConfig:
+        caps = self.stage_power_caps_w
+        if caps is not None and len(caps) != self.pp:
+            raise ValueError(f"stage_power_caps_w has {len(caps)} entries; expected pp = {self.pp}")
+        if caps is not None and any(c <= 0 for c in caps):
+            raise ValueError("stage_power_caps_w entries must be > 0")
+        return self
+
+    def cap_w(self, device: int) -> float | None:
+        """Power cap of the GPUs of pipeline device ``device`` (None: the GPU's maximum)."""
+        if self.stage_power_caps_w is not None:
+            return self.stage_power_caps_w[device]
+        return self.power_cap_w
+
     @property
     def n_gpus(self) -> int:
         """GPUs used: TP x PP x DP x CP (EP reuses the DP x CP ranks)."""
@@ -100,7 +122,43 @@ class TrainingConfig(Spec):
         return 3 if self.fsdp else self.zero_stage
 
 
+class EngineRole(StrEnum):
+    """What a serving engine runs: prefill only, decode only, or both (colocated)."""
+
+    PREFILL = "prefill"
+    DECODE = "decode"
+    COLOCATED = "colocated"
+
+
+class EngineGroup(Spec):
+    """``count`` identical serving engines of one role on one pool."""
+
+    role: EngineRole
+    pool: str
+    tp: int = Field(default=1, gt=0)
+    pp: int = Field(default=1, gt=0)
+    count: int = Field(default=1, ge=0)
+    power_cap_w: float | None = Field(default=None, gt=0)
+
+    @property
+    def n_gpus(self) -> int:
+        """GPUs of all the group's engines."""
+        return self.tp * self.pp * self.count
+
+
+class ServingConfig(Spec):
+    """The engines of one inference service (all in one site)."""
+
+    service: str
+    engines: list[EngineGroup] = Field(min_length=1)
+
+    @property
+    def n_gpus(self) -> int:
+        return sum(g.n_gpus for g in self.engines)
+
+
 class Plan(Spec):
     """Configurations given in an input (``plan:`` section) or produced by a solver."""
 
     training: list[TrainingConfig] = Field(default_factory=list)
+    serving: list[ServingConfig] = Field(default_factory=list)

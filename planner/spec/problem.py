@@ -17,10 +17,14 @@ class ObjectiveKind(StrEnum):
     """What a plan optimises."""
 
     THROUGHPUT = "throughput"
+    GOODPUT = "goodput"
+    """Throughput times the expected goodput fraction under failures (cluster reliability)."""
     TIME_TO_TRAIN = "time_to_train"
     ENERGY = "energy"
     CARBON = "carbon"
     COST = "cost"
+    GPUS = "gpus"
+    """Fewest GPUs (training and serving together)."""
 
 
 class Objective(Spec):
@@ -29,6 +33,9 @@ class Objective(Spec):
     kind: ObjectiveKind = ObjectiveKind.THROUGHPUT
     min_tokens_per_s: float | None = Field(default=None, gt=0)
     deadline_h: float | None = Field(default=None, gt=0)
+    serving_hours: float = Field(default=720.0, gt=0)
+    """Hours of serving counted next to the training runs in the energy, carbon and cost
+    objectives (services run at their request rate for this long; default 30 days)."""
 
 
 class Problem(Spec):

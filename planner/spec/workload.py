@@ -24,6 +24,20 @@ class TrainingJob(Spec):
     allowed_gpus: list[str] | None = None
     deadline_h: float | None = Field(default=None, gt=0)
     weight: float = Field(default=1.0, gt=0)
+    min_gpus: int | None = Field(default=None, gt=0)
+    """Fewest GPUs the job may run on (e.g. a reservation it must keep busy)."""
+    max_gpus: int | None = Field(default=None, gt=0)
+    """Most GPUs the job may take (a quota)."""
+
+    @model_validator(mode="after")
+    def _gpu_range(self) -> TrainingJob:
+        if (
+            self.min_gpus is not None
+            and self.max_gpus is not None
+            and self.min_gpus > self.max_gpus
+        ):
+            raise ValueError(f"min_gpus {self.min_gpus} exceeds max_gpus {self.max_gpus}")
+        return self
 
     @property
     def global_batch_tokens(self) -> int:
@@ -71,6 +85,11 @@ class InferenceService(Spec):
     prefill_in_bubbles: bool = False
     """Whether its prefill may run inside training pipeline bubbles."""
     weight: float = Field(default=1.0, gt=0)
+    max_gpus: int | None = Field(default=None, gt=0)
+    """Most GPUs the service may take (a quota)."""
+    disaggregated: bool | None = None
+    """True: prefill and decode on separate engines (DistServe); False: colocated engines;
+    None: the planner chooses."""
 
 
 class Workloads(Spec):
@@ -90,3 +109,7 @@ class Workloads(Spec):
     def training_job(self, job_id: str) -> TrainingJob:
         """The training job with this id."""
         return next(j for j in self.training if j.id == job_id)
+
+    def service(self, service_id: str) -> InferenceService:
+        """The inference service with this id."""
+        return next(s for s in self.inference if s.id == service_id)

@@ -20,6 +20,9 @@ class Constraints:
         self._one_plan()
         self._device_once()
         self._chain_order()
+        self._serve_demand()
+        self._one_site()
+        self._service_quota()
         self._gpu_inventory()
         self._power_budget()
 
@@ -50,16 +53,54 @@ class Constraints:
                 self.model.add(step >= 0).with_name(f"chain_step_lo_{c}_{d}")
                 self.model.add(step <= pick).with_name(f"chain_step_hi_{c}_{d}")
 
+    def _serve_demand(self) -> None:
+        # serve_prefill[s] / serve_decode[s]: engine goodput covers the request rate
+        svc, n = self.ix.svc, self.v.n
+        for s in svc.services:
+            opts = [svc.options[o] for o in svc.by_service[s]]
+            need = scaling.rate_right(svc.demand[s])
+            prefill = sum(scaling.rate_left(o.prefill_rps) * n[o.index] for o in opts)
+            decode = sum(scaling.rate_left(o.decode_rps) * n[o.index] for o in opts)
+            self.model.add(prefill >= need).with_name(f"serve_prefill_{s}")
+            self.model.add(decode >= need).with_name(f"serve_decode_{s}")
+
+    def _one_site(self) -> None:
+        # one_site[s]: a service runs in one site; site_link[o]: n[o] <= upper[o] y[s, site]
+        for s, sites in self.ix.svc_sites.items():
+            self.model.add(sum(self.v.y[s, x] for x in sites) == 1).with_name(f"one_site_{s}")
+        for o in self.ix.svc.options:
+            y = self.v.y[o.service, o.site]
+            self.model.add(self.v.n[o.index] <= o.upper * y).with_name(f"site_link_{o.index}")
+
+    def _service_quota(self) -> None:
+        # service_quota[s]: GPUs of a service's engines <= its max_gpus
+        svc = self.ix.svc
+        for s, cap in svc.max_gpus.items():
+            row = sum(svc.options[o].gpus * self.v.n[o] for o in svc.by_service[s])
+            self.model.add(row <= cap).with_name(f"service_quota_{s}")
+
     def _gpu_inventory(self) -> None:
-        # gpu_inventory[p]: GPUs taken from pool p <= its GPUs
-        for pool_id, terms in self.ix.pool_gpus.items():
+        # gpu_inventory[p]: GPUs taken from pool p (training + serving engines) <= its GPUs
+        for pool_id in self.ix.pools:
             have = self.ix.cluster.pool(pool_id).n_gpus
-            row = sum(usage(self.v, self.ix, t, round(t.coef)) for t in terms)
-            self.model.add(row <= have).with_name(f"gpu_inventory_{pool_id}")
+            terms = self.ix.pool_gpus.get(pool_id, [])
+            parts = [usage(self.v, self.ix, t, round(t.coef)) for t in terms]
+            parts += [o.gpus * self.v.n[o.index] for o in self.ix.svc_pool_gpus.get(pool_id, [])]
+            self.model.add(cp_model.LinearExpr.sum(parts) <= have).with_name(
+                f"gpu_inventory_{pool_id}"
+            )
 
     def _power_budget(self) -> None:
-        # power_budget[s]: PUE x (GPUs at their caps + node power) in site s <= budget
-        for site_id, terms in self.ix.site_watts.items():
+        # power_budget[s]: PUE x (training GPUs at their caps + serving engines at their caps,
+        # or expected peaks where the site oversubscribes, + node power) in site s <= budget
+        for site_id in self.ix.sites:
             budget = self.ix.cluster.site(site_id).power_budget_mw * 1e6
-            row = sum(usage(self.v, self.ix, t, scaling.watts_left(t.coef)) for t in terms)
-            self.model.add(row <= scaling.watts_right(budget)).with_name(f"power_budget_{site_id}")
+            terms = self.ix.site_watts.get(site_id, [])
+            parts = [usage(self.v, self.ix, t, scaling.watts_left(t.coef)) for t in terms]
+            parts += [
+                scaling.watts_left(o.budget_w) * self.v.n[o.index]
+                for o in self.ix.svc_site_watts.get(site_id, [])
+            ]
+            self.model.add(cp_model.LinearExpr.sum(parts) <= scaling.watts_right(budget)).with_name(
+                f"power_budget_{site_id}"
+            )

@@ -57,8 +57,14 @@ def build(space: Space, cluster: Cluster) -> Built:
     return Built(model, ix, v, scale, space.maximise)
 
 
-def warm_start(built: Built, choices: list[Choice]) -> None:
-    """Hint the solver with a plan's choices."""
+def warm_start(built: Built, choices: list[Choice], counts: dict[int, int] | None = None) -> None:
+    """Hint the solver with a plan's choices and engine counts."""
+    counts = counts or {}
+    for o, var in built.v.n.items():
+        built.model.add_hint(var, counts.get(o, 0))
+    used = {(built.ix.svc.options[o].service, built.ix.svc.options[o].site) for o in counts}
+    for key, var in built.v.y.items():
+        built.model.add_hint(var, key in used)
     picked = {c.column: c for c in choices}
     for c, var in built.v.pick.items():
         built.model.add_hint(var, c in picked)
@@ -109,6 +115,19 @@ def decode(built: Built, raw: Raw) -> list[Choice]:
                 choices.append(Choice(c, _stages(built, solver, c)))
                 break
     return choices
+
+
+def decode_counts(built: Built, raw: Raw) -> dict[int, int]:
+    """Engines of every serving option with at least one."""
+    solver = raw.solver
+    if solver is None:
+        return {}
+    out = {}
+    for o, var in built.v.n.items():
+        k = int(solver.value(var))
+        if k > 0:
+            out[o] = k
+    return out
 
 
 def _stages(built: Built, solver: cp_model.CpSolver, c: int) -> tuple[int, ...]:

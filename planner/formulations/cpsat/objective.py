@@ -19,6 +19,7 @@ def objective(ix: Index, v: Variables) -> tuple[cp_model.LinearExprT, float]:
         col = ix.space.columns[c]
         for d, row in enumerate(col.coef):
             raw.extend((coef, v.at[c, d, i]) for i, coef in enumerate(row) if coef)
+    raw.extend((o.value, v.n[o.index]) for o in ix.svc.options if o.value)
     scale = scaling.objective_scale([coef for coef, _ in raw])
     expr = sum(scaling.scaled(coef, scale) * var for coef, var in raw)
     return expr, scale

@@ -3,6 +3,8 @@
 * Objective: every coefficient times ``OBJECTIVE_RESOLUTION / max|coef|``, rounded, so the
   largest term keeps 9 significant digits; the bound is scaled back.
 * GPUs are integers already.
+* Serving rows in units of ``1 / RATE_RESOLUTION`` requests/s: engine goodput rounded down,
+  demand rounded up (conservative, as for power).
 * Power rows in whole watts, rounded up on the left and down on the right, so CP-SAT never
   accepts a plan the exact (MILP) row rejects; it may reject a plan within a few watts of a
   budget that the MILP accepts.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import math
 
 OBJECTIVE_RESOLUTION = 1e9
+RATE_RESOLUTION = 1e6
 
 
 def objective_scale(coefs: list[float]) -> float:
@@ -39,3 +42,13 @@ def watts_left(coef: float) -> int:
 def watts_right(budget_w: float) -> int:
     """A power budget, rounded down."""
     return math.floor(budget_w + 1e-9)
+
+
+def rate_left(rate_rps: float) -> int:
+    """An engine's goodput in rate units, rounded down."""
+    return math.floor(rate_rps * RATE_RESOLUTION + 1e-9)
+
+
+def rate_right(demand_rps: float) -> int:
+    """A demand in rate units, rounded up."""
+    return math.ceil(demand_rps * RATE_RESOLUTION - 1e-9)

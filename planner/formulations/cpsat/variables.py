@@ -17,10 +17,15 @@ class Variables:
     pick: dict[int, cp_model.IntVar]
     # at[c, d, i] = 1 if pipeline device (stage) d of column c runs on pool i of its chain
     at: dict[tuple[int, int, int], cp_model.IntVar]
+    # n[o] = engines of serving option o (integer, 0..upper[o])
+    n: dict[int, cp_model.IntVar]
+    # y[s, site] = 1 if service s runs in site
+    y: dict[tuple[str, str], cp_model.IntVar]
 
 
 def make_variables(model: cp_model.CpModel, ix: Index) -> Variables:
-    """One Boolean per column, and one per (pipeline column, device, chain position)."""
+    """One Boolean per column and per (pipeline column, device, chain position); one integer
+    per serving option and one Boolean per (service, site)."""
     pick = {c.index: model.new_bool_var(f"pick_{c.index}") for c in ix.space.columns}
     at: dict[tuple[int, int, int], cp_model.IntVar] = {}
     for c in ix.pipeline:
@@ -28,7 +33,13 @@ def make_variables(model: cp_model.CpModel, ix: Index) -> Variables:
         for d in range(col.pp):
             for i in range(len(col.layout.pools)):
                 at[c, d, i] = model.new_bool_var(f"at_{c}_{d}_{i}")
-    return Variables(pick, at)
+    n = {o.index: model.new_int_var(0, o.upper, f"n_{o.index}") for o in ix.svc.options}
+    y = {
+        (svc, site): model.new_bool_var(f"y_{svc}_{site}")
+        for svc, sites in ix.svc_sites.items()
+        for site in sites
+    }
+    return Variables(pick, at, n, y)
 
 
 def usage(v: Variables, ix: Index, t: Term, coef: int) -> cp_model.LinearExprT:

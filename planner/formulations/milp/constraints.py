@@ -19,6 +19,9 @@ class Constraints:
         self._one_plan()
         self._device_once()
         self._chain_order()
+        self._serve_demand()
+        self._one_site()
+        self._service_quota()
         self._gpu_inventory()
         self._power_budget()
 
@@ -49,16 +52,48 @@ class Constraints:
                 self.prob += step >= 0, f"chain_step_lo_{c}_{d}"
                 self.prob += step <= pick, f"chain_step_hi_{c}_{d}"
 
+    def _serve_demand(self) -> None:
+        # serve_prefill[s] / serve_decode[s]: engine goodput covers the request rate
+        svc, n = self.ix.svc, self.v.n
+        for s in svc.services:
+            opts = [svc.options[o] for o in svc.by_service[s]]
+            prefill = pulp.lpSum(o.prefill_rps * n[o.index] for o in opts if o.prefill_rps)
+            decode = pulp.lpSum(o.decode_rps * n[o.index] for o in opts if o.decode_rps)
+            self.prob += prefill >= svc.demand[s], f"serve_prefill_{s}"
+            self.prob += decode >= svc.demand[s], f"serve_decode_{s}"
+
+    def _one_site(self) -> None:
+        # one_site[s]: a service runs in one site; site_link[o]: n[o] <= upper[o] y[s, site]
+        for s, sites in self.ix.svc_sites.items():
+            self.prob += pulp.lpSum(self.v.y[s, x] for x in sites) == 1, f"one_site_{s}"
+        for o in self.ix.svc.options:
+            y = self.v.y[o.service, o.site]
+            self.prob += self.v.n[o.index] <= o.upper * y, f"site_link_{o.index}"
+
+    def _service_quota(self) -> None:
+        # service_quota[s]: GPUs of a service's engines <= its max_gpus
+        svc = self.ix.svc
+        for s, cap in svc.max_gpus.items():
+            row = pulp.lpSum(svc.options[o].gpus * self.v.n[o] for o in svc.by_service[s])
+            self.prob += row <= cap, f"service_quota_{s}"
+
     def _gpu_inventory(self) -> None:
-        # gpu_inventory[p]: GPUs taken from pool p <= its GPUs
-        for pool_id, terms in self.ix.pool_gpus.items():
+        # gpu_inventory[p]: GPUs taken from pool p (training + serving engines) <= its GPUs
+        for pool_id in self.ix.pools:
             have = self.ix.cluster.pool(pool_id).n_gpus
-            row = pulp.lpSum(usage(self.v, self.ix, t) for t in terms)
+            row = pulp.lpSum(usage(self.v, self.ix, t) for t in self.ix.pool_gpus.get(pool_id, []))
+            row += pulp.lpSum(
+                o.gpus * self.v.n[o.index] for o in self.ix.svc_pool_gpus.get(pool_id, [])
+            )
             self.prob += row <= have, f"gpu_inventory_{pool_id}"
 
     def _power_budget(self) -> None:
-        # power_budget[s]: PUE x (GPUs at their caps + node power) in site s <= budget
-        for site_id, terms in self.ix.site_watts.items():
+        # power_budget[s]: PUE x (training GPUs at their caps + serving engines at their caps,
+        # or expected peaks where the site oversubscribes, + node power) in site s <= budget
+        for site_id in self.ix.sites:
             budget = self.ix.cluster.site(site_id).power_budget_mw * 1e6
-            row = pulp.lpSum(usage(self.v, self.ix, t) for t in terms)
+            row = pulp.lpSum(usage(self.v, self.ix, t) for t in self.ix.site_watts.get(site_id, []))
+            row += pulp.lpSum(
+                o.budget_w * self.v.n[o.index] for o in self.ix.svc_site_watts.get(site_id, [])
+            )
             self.prob += row <= budget, f"power_budget_{site_id}"

@@ -52,8 +52,15 @@ def build(space: Space, cluster: Cluster) -> Built:
     return Built(prob, ix, v)
 
 
-def warm_start(built: Built, choices: list[Choice]) -> None:
-    """Set initial values from a plan's choices (CBC reads them with ``warmStart``)."""
+def warm_start(built: Built, choices: list[Choice], counts: dict[int, int] | None = None) -> None:
+    """Set initial values from a plan's choices and engine counts (CBC reads them with
+    ``warmStart``)."""
+    counts = counts or {}
+    for o, var in built.v.n.items():
+        var.setInitialValue(counts.get(o, 0))
+    used = {(built.ix.svc.options[o].service, built.ix.svc.options[o].site) for o in counts}
+    for key, var in built.v.y.items():
+        var.setInitialValue(1 if key in used else 0)
     picked = {c.column: c for c in choices}
     for c, var in built.v.pick.items():
         var.setInitialValue(1 if c in picked else 0)
@@ -134,6 +141,16 @@ def decode(built: Built, raw: Raw) -> list[Choice]:
                 choices.append(Choice(c, _stages(built, c)))
                 break
     return choices
+
+
+def decode_counts(built: Built, raw: Raw) -> dict[int, int]:
+    """Engines of every serving option with at least one."""
+    out = {}
+    for o, var in built.v.n.items():
+        k = round(var.varValue or 0.0)
+        if k > 0:
+            out[o] = k
+    return out
 
 
 def _stages(built: Built, c: int) -> tuple[int, ...]:
