@@ -21,9 +21,11 @@ Pruning rules (counted in :class:`Space.stats`):
 * memory: a candidate that does not fit even with full recompute is dropped; a cheaper
   recompute that fits dominates a dearer one (recompute only adds time and energy);
 * floor: columns under the throughput floor or over the deadline are dropped;
-* bound (one job only): the candidate's figures on an unlimited single pool bound every layout
-  of it (WAN crossings only add time, and time only adds energy); candidates whose bound is
-  worse than the best feasible single-pool column are dropped;
+* bound: the candidate's figures on an unlimited single pool bound every layout of it (WAN
+  crossings only add time, and time only adds energy). Alone on the cluster, candidates whose
+  bound is worse than the best feasible single-pool column are dropped; with other jobs or
+  services, those whose bound plus every other job's best bound (and the services' least
+  term) cannot beat a feasible plan of the whole problem (``incumbent``);
 * chains: per chain length, the ``max_subsets`` pool sets with the widest bottleneck, each in
   its widest order and in the Atlas order (most free GPUs first).
 """
@@ -114,6 +116,9 @@ class Space:
     """Per job, the best throughput of any column before the floor and deadline."""
     fewest_gpus: dict[str, int] = field(default_factory=dict)
     """Per job, the fewest GPUs of any configuration that fits memory."""
+    tps_bound: dict[str, float] = field(default_factory=dict)
+    """Per job, a bound on the tokens/s of any column (pairs ruled out by the floor or
+    deadline before evaluation count here)."""
     complete: bool = True
     """False when a deadline stopped the search before every column was examined."""
     open_bound: float | None = None
@@ -408,6 +413,282 @@ def best_value(col: Column) -> float:
     return col.const + sum(min(row) for row in col.coef)
 
 
+@dataclass
+class _Pairs:
+    """One job's candidates on every layout, with their bounds (best first)."""
+
+    j: _Job
+    classes: list[tuple[GpuSpec, list[GpuPool], list[TrainingConfig], References]]
+    pairs: list[tuple[float, int, int, int, Layout]] = field(default_factory=list)
+    """``(sign * bound, class, candidate, layout number, layout)``, sorted."""
+    refs: dict[tuple[int, int], tuple[TrainingConfig, TrainingMetrics] | None] = field(
+        default_factory=dict
+    )
+    tps_bound: float = 0.0
+    """Highest roofline/WAN bound on tokens/s of any pair (set when a floor or deadline is
+    checked against it)."""
+
+    @property
+    def best_key(self) -> float:
+        return self.pairs[0][0] if self.pairs else math.inf
+
+
+def _pairs(
+    job: TrainingJob,
+    catalog: Catalog,
+    cluster: Cluster,
+    objective: Objective,
+    sign: float,
+    max_subsets: int,
+    stats: dict[str, int],
+) -> _Pairs:
+    """Every (candidate, layout) pair of ``job`` with its bound: the roofline/WAN bound for
+    rate-like objectives (no evaluation), the reference bound (one evaluation per candidate)
+    for the energy-like ones."""
+    model = catalog.model(job.model)
+    checkpoint_s = job_checkpoint_s(model, job.optimizer, cluster.reliability)
+    j = _Job(job, model, job.tokens_to_train / job.global_batch_tokens, checkpoint_s)
+    allowed = None if job.allowed_gpus is None else {catalog.gpu(g).id for g in job.allowed_gpus}
+    eligible = [
+        p
+        for p in cluster.pools
+        if (job.allowed_sites is None or p.site in job.allowed_sites)
+        and (allowed is None or p.gpu in allowed)
+    ]
+    by_class: dict[tuple[object, ...], list[GpuPool]] = {}
+    for p in eligible:
+        by_class.setdefault(pool_class(p), []).append(p)
+    out = _Pairs(j, [])
+    kind = objective.kind
+    roof = kind in RATE_KINDS
+    floor = objective.min_tokens_per_s
+    deadline = min(
+        (d for d in (objective.deadline_h, job.deadline_h) if d is not None), default=None
+    )
+    fpt = 3.0 * forward_flops_per_token(model, job.seq_len, causal_executed=True)
+    for c, pools in enumerate(by_class.values()):
+        gpu = catalog.gpu(pools[0].gpu)
+        raw = raw_configs(job, model, gpu, pools[0], sum(p.n_gpus for p in pools), stats)
+        reference = References(job, model, pools[0], catalog.gpus, stats)
+        out.classes.append((gpu, pools, raw, reference))
+        all_layouts = layouts(pools, cluster, max_subsets)
+        for i, base in enumerate(raw):
+            for k, lay in enumerate(layouts_for(base, pools, all_layouts, cluster)):
+                if floor is not None or deadline is not None:
+                    # The roofline/WAN time bound alone may rule out the floor or deadline.
+                    t = _time_bound(j, base, lay, cluster, roofline_s(job, fpt, base, gpu))
+                    fastest = job.global_batch_tokens / t
+                    out.tps_bound = max(out.tps_bound, fastest)
+                    slow = floor is not None and fastest < floor
+                    late = deadline is not None and j.iterations * t / 3600.0 > deadline
+                    if slow or late:
+                        stats["pruned_floor"] += 1
+                        continue
+                if roof:
+                    # Cheap bound first (roofline and WAN link rate): no evaluation.
+                    t = _time_bound(j, base, lay, cluster, roofline_s(job, fpt, base, gpu))
+                    key = sign * _value_at(kind, j, t, base.n_gpus, cluster)
+                else:
+                    if (c, i) not in out.refs:
+                        out.refs[c, i] = reference(base)
+                    found = out.refs[c, i]
+                    if found is None:
+                        continue
+                    key = sign * _bound(kind, j, found[1], found[0], lay, cluster, gpu)
+                out.pairs.append((key, c, i, k, lay))
+    out.pairs.sort(key=lambda x: (x[0], x[1], x[2], x[3]))
+    return out
+
+
+@dataclass
+class Prepared:
+    """Every job's (candidate, layout) pairs with their bounds, computed once and shared by
+    the enumerations of one solve (the references evaluated by one are reused by the next)."""
+
+    pairs: dict[str, _Pairs]
+    stats: dict[str, int]
+
+
+def prepare(
+    problem: Problem, catalog: Catalog, objective: Objective, max_subsets: int = 3
+) -> Prepared:
+    """The pairs of every training job of ``problem`` under ``objective``."""
+    kind = objective.kind
+    sign = -1.0 if kind in MAXIMISE else 1.0
+    stats = dict.fromkeys(("enumerated", "pruned_memory", "pruned_floor"), 0)
+    PATHS.clear()
+    pairs = {
+        job.id: _pairs(job, catalog, problem.cluster, objective, sign, max_subsets, stats)
+        for job in problem.workloads.training
+    }
+    return Prepared(pairs, stats)
+
+
+@dataclass
+class _JobSearch:
+    """Where one job's best-bound search stands."""
+
+    pairs: _Pairs
+    cursor: int = 0
+    done: bool = False
+    columns: list[Column] = field(default_factory=list)
+    own: float | None = None
+    """Best value of a column feasible alone on the cluster (single-job pruning)."""
+
+
+class Search:
+    """Best-bound-first enumeration of every job's columns, resumable: :meth:`run` advances
+    each job until its next bound cannot beat the incumbent, or it has kept ``new`` more
+    columns; :meth:`space` returns the columns kept so far. The planner alternates the two
+    on shared problems so a better incumbent prunes the rest (see :mod:`planner.solve`)."""
+
+    def __init__(
+        self,
+        problem: Problem,
+        catalog: Catalog,
+        objective: Objective | None = None,
+        max_subsets: int = 3,
+        prune: bool = True,
+        deadline: float | None = None,
+        prepared: Prepared | None = None,
+    ) -> None:
+        self.problem, self.catalog = problem, catalog
+        self.objective = objective or problem.objective
+        self.prune, self.deadline = prune, deadline
+        self.kind = self.objective.kind
+        self.sign = -1.0 if self.kind in MAXIMISE else 1.0
+        prepared = prepared or prepare(problem, catalog, self.objective, max_subsets)
+        self.stats = dict.fromkeys(
+            ("enumerated", "pruned_memory", "pruned_floor", "pruned_bound", "columns"), 0
+        )
+        for name, count in prepared.stats.items():
+            self.stats[name] += count
+        self.jobs = {j.id: _JobSearch(prepared.pairs[j.id]) for j in problem.workloads.training}
+        # Pruning against the job's own best single-pool column needs the job to be alone on
+        # the cluster (that column is then a feasible plan); with other jobs or services the
+        # whole-problem incumbent prunes instead.
+        self.single = prune and len(self.jobs) == 1 and not problem.workloads.inference
+        self.best_tps: dict[str, float] = {}
+        self.fewest: dict[str, int] = {}
+        self.open_bound: float | None = None
+        self.stopped = False
+
+    def _worse(self, value: float, incumbent: float | None) -> bool:
+        sign = self.sign
+        return incumbent is not None and sign * value > sign * incumbent + 1e-9 * abs(incumbent)
+
+    @property
+    def finished(self) -> bool:
+        return all(js.done for js in self.jobs.values())
+
+    def run(
+        self, incumbent: float | None = None, others_bound: float = 0.0, new: int | None = None
+    ) -> bool:
+        """Advance every job; True when every job's search is over (exhausted, pruned or
+        stopped by the deadline). ``incumbent``: the objective of a feasible plan of the whole
+        problem; a column whose bound plus every other job's best bound and ``others_bound``
+        (the services' least objective term) cannot beat it is pruned."""
+        for job in self.problem.workloads.training:
+            js = self.jobs[job.id]
+            if js.done:
+                continue
+            limit: float | None = None
+            if self.prune and not self.single and incumbent is not None:
+                rest = sum(o.pairs.best_key for k, o in self.jobs.items() if k != job.id)
+                limit = self.sign * incumbent - rest - self.sign * others_bound
+                limit += 1e-9 * max(abs(incumbent), 1.0)
+            self._advance(job, js, limit, new)
+        return self.finished
+
+    def _advance(
+        self, job: TrainingJob, js: _JobSearch, limit: float | None, new: int | None
+    ) -> None:
+        pj, j, cluster, stats = js.pairs, js.pairs.j, self.problem.cluster, self.stats
+        roof = self.kind in RATE_KINDS
+        kept = 0
+        while js.cursor < len(pj.pairs):
+            key, c, i, _, lay = pj.pairs[js.cursor]
+            left = len(pj.pairs) - js.cursor
+            if (self.single and self._worse(self.sign * key, js.own)) or (
+                limit is not None and key > limit
+            ):
+                stats["pruned_bound"] += left
+                js.cursor = len(pj.pairs)
+                break
+            if new is not None and kept >= new:
+                return
+            if self.deadline is not None and time.perf_counter() > self.deadline:
+                stats["unexamined"] = stats.get("unexamined", 0) + left
+                # Keys are sorted, so this one bounds every pair left.
+                bound = self.sign * key if self.single else math.nan
+                if self.open_bound is None or math.isnan(bound):
+                    self.open_bound = bound
+                elif not math.isnan(self.open_bound):
+                    self.open_bound = self.sign * min(self.sign * self.open_bound, key)
+                self.stopped = True
+                js.cursor = len(pj.pairs)
+                break
+            js.cursor += 1
+            gpu, _, raw, reference = pj.classes[c]
+            if (c, i) not in pj.refs:
+                pj.refs[c, i] = reference(raw[i])
+            found = pj.refs[c, i]
+            if found is None:
+                continue
+            cfg, ref = found
+            self.fewest[job.id] = min(self.fewest.get(job.id, cfg.n_gpus), cfg.n_gpus)
+            if roof and (self.single or limit is not None):
+                exact = _bound(self.kind, j, ref, cfg, lay, cluster, gpu)
+                if (self.single and self._worse(exact, js.own)) or (
+                    limit is not None and self.sign * exact > limit
+                ):
+                    stats["pruned_bound"] += 1
+                    continue
+            col = _column(len(js.columns), j, self.kind, cfg, lay, cluster, self.catalog.gpus)
+            if col is None:
+                continue
+            self.best_tps[job.id] = max(self.best_tps.get(job.id, 0.0), col.metrics.tokens_per_s)
+            if not _meets_floor(self.objective, job, col.metrics):
+                stats["pruned_floor"] += 1
+                continue
+            if limit is not None and self.sign * best_value(col) > limit:
+                stats["pruned_bound"] += 1
+                continue
+            js.columns.append(col)
+            kept += 1
+            value = _reference_value(col, cluster) if self.single else None
+            if value is not None and not self._worse(value, js.own):
+                js.own = value
+        js.done = True
+        for found in pj.refs.values():
+            if found is not None:
+                n_gpus = found[0].n_gpus
+                self.fewest[job.id] = min(self.fewest.get(job.id, n_gpus), n_gpus)
+
+    def space(self) -> Space:
+        """The columns kept so far, numbered in job order."""
+        columns: list[Column] = []
+        pruned = 0
+        for js in self.jobs.values():
+            for col in js.columns:
+                if self.single and self._worse(best_value(col), js.own):
+                    pruned += 1
+                    continue
+                columns.append(replace(col, index=len(columns)))
+        stats = {**self.stats, "pruned_bound": self.stats["pruned_bound"] + pruned}
+        stats["columns"] = len(columns)
+        space = Space(
+            columns, self.objective, list(self.jobs), stats, dict(self.best_tps), dict(self.fewest)
+        )
+        space.tps_bound = {
+            k: js.pairs.tps_bound for k, js in self.jobs.items() if js.pairs.tps_bound
+        }
+        bound = self.open_bound
+        space.open_bound = None if bound is None or math.isnan(bound) else bound
+        space.complete = self.finished and not self.stopped
+        return space
+
+
 def enumerate_space(
     problem: Problem,
     catalog: Catalog,
@@ -415,125 +696,19 @@ def enumerate_space(
     max_subsets: int = 3,
     prune: bool = True,
     deadline: float | None = None,
+    incumbent: float | None = None,
+    others_bound: float = 0.0,
+    prepared: Prepared | None = None,
 ) -> Space:
-    """Every column of every training job of ``problem`` (see the module docstring).
+    """Every column of every training job of ``problem`` (see the module docstring and
+    :class:`Search`).
 
     ``deadline`` (a ``time.perf_counter()`` value) stops the search early; for one job the
     best bound among the columns not examined is kept in :attr:`Space.open_bound`, so the
-    plan found still comes with a valid gap.
+    plan found still comes with a valid gap. ``incumbent`` and ``others_bound``: see
+    :meth:`Search.run`. ``prepared`` (from :func:`prepare`, same problem and objective) skips
+    recomputing the pairs.
     """
-    objective = objective or problem.objective
-    kind = objective.kind
-    cluster = problem.cluster
-    PATHS.clear()
-    stats = dict.fromkeys(
-        ("enumerated", "pruned_memory", "pruned_floor", "pruned_bound", "columns"), 0
-    )
-    columns: list[Column] = []
-    jobs = problem.workloads.training
-    sign = -1.0 if kind in MAXIMISE else 1.0
-    best_tps: dict[str, float] = {}
-    fewest: dict[str, int] = {}
-    open_bound: float | None = None
-
-    def worse(value: float, incumbent: float | None) -> bool:
-        return incumbent is not None and sign * value > sign * incumbent + 1e-9 * abs(incumbent)
-
-    for job in jobs:
-        model = catalog.model(job.model)
-        checkpoint_s = job_checkpoint_s(model, job.optimizer, cluster.reliability)
-        j = _Job(job, model, job.tokens_to_train / job.global_batch_tokens, checkpoint_s)
-        allowed = (
-            None if job.allowed_gpus is None else {catalog.gpu(g).id for g in job.allowed_gpus}
-        )
-        eligible = [
-            p
-            for p in cluster.pools
-            if (job.allowed_sites is None or p.site in job.allowed_sites)
-            and (allowed is None or p.gpu in allowed)
-        ]
-        by_class: dict[tuple[object, ...], list[GpuPool]] = {}
-        for p in eligible:
-            by_class.setdefault(pool_class(p), []).append(p)
-        job_cols: list[Column] = []
-        incumbent: float | None = None
-        single_job = prune and len(jobs) == 1
-        for pools in by_class.values():
-            gpu = catalog.gpu(pools[0].gpu)
-            raw = raw_configs(job, model, gpu, pools[0], sum(p.n_gpus for p in pools), stats)
-            reference = References(job, model, pools[0], catalog.gpus, stats)
-            all_layouts = layouts(pools, cluster, max_subsets)
-            roof = kind in RATE_KINDS
-            fpt = 3.0 * forward_flops_per_token(model, job.seq_len, causal_executed=True)
-            pairs: list[tuple[float, int, int, Layout]] = []
-            refs: dict[int, tuple[TrainingConfig, TrainingMetrics] | None] = {}
-            for i, base in enumerate(raw):
-                for k, lay in enumerate(layouts_for(base, pools, all_layouts, cluster)):
-                    if roof:
-                        # Cheap bound first (roofline and WAN link rate): no evaluation.
-                        t = _time_bound(j, base, lay, cluster, roofline_s(job, fpt, base, gpu))
-                        key = sign * _value_at(kind, j, t, base.n_gpus, cluster)
-                    else:
-                        if i not in refs:
-                            refs[i] = reference(base)
-                        found = refs[i]
-                        if found is None:
-                            continue
-                        key = sign * _bound(kind, j, found[1], found[0], lay, cluster, gpu)
-                    pairs.append((key, i, k, lay))
-            pairs.sort(key=lambda x: (x[0], x[1], x[2]))
-            for n, (key, i, _, lay) in enumerate(pairs):
-                if single_job and worse(sign * key, incumbent):
-                    stats["pruned_bound"] += len(pairs) - n
-                    break
-                if deadline is not None and time.perf_counter() > deadline:
-                    stats["unexamined"] = stats.get("unexamined", 0) + len(pairs) - n
-                    # Keys are sorted, so this one bounds every pair left in this class;
-                    # keep the best over classes.
-                    left = sign * key if single_job else math.nan
-                    if open_bound is None or math.isnan(left):
-                        open_bound = left
-                    elif not math.isnan(open_bound):
-                        open_bound = sign * min(sign * open_bound, key)
-                    break
-                if i not in refs:
-                    refs[i] = reference(raw[i])
-                found = refs[i]
-                if found is None:
-                    continue
-                cfg, ref = found
-                fewest[job.id] = min(fewest.get(job.id, cfg.n_gpus), cfg.n_gpus)
-                if (
-                    roof
-                    and single_job
-                    and worse(_bound(kind, j, ref, cfg, lay, cluster, gpu), incumbent)
-                ):
-                    stats["pruned_bound"] += 1
-                    continue
-                col = _column(
-                    len(columns) + len(job_cols), j, kind, cfg, lay, cluster, catalog.gpus
-                )
-                if col is None:
-                    continue
-                best_tps[job.id] = max(best_tps.get(job.id, 0.0), col.metrics.tokens_per_s)
-                if not _meets_floor(objective, job, col.metrics):
-                    stats["pruned_floor"] += 1
-                    continue
-                job_cols.append(col)
-                ref_value = _reference_value(col, cluster) if single_job else None
-                if ref_value is not None and not worse(ref_value, incumbent):
-                    incumbent = ref_value
-            for found in refs.values():
-                if found is not None:
-                    n_gpus = found[0].n_gpus
-                    fewest[job.id] = min(fewest.get(job.id, n_gpus), n_gpus)
-        for col in job_cols:
-            if single_job and worse(best_value(col), incumbent):
-                stats["pruned_bound"] += 1
-                continue
-            columns.append(replace(col, index=len(columns)))
-    stats["columns"] = len(columns)
-    space = Space(columns, objective, [j.id for j in jobs], stats, best_tps, fewest)
-    space.open_bound = None if open_bound is None or math.isnan(open_bound) else open_bound
-    space.complete = open_bound is None
-    return space
+    search = Search(problem, catalog, objective, max_subsets, prune, deadline, prepared)
+    search.run(incumbent, others_bound)
+    return search.space()

@@ -17,12 +17,19 @@ every pool of the class.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from planner.catalog import Catalog
 from planner.configs import cap_levels
 from planner.costmodel.energy import busy_power_w, provisioned_power_w
-from planner.costmodel.service import capacity_power_w, engine_model, goodput_rps, hourly
+from planner.costmodel.service import (
+    capacity_power_w,
+    demand_key,
+    engine_model,
+    goodput_rps,
+    hourly,
+)
 from planner.layouts import pool_class
 from planner.spec.cluster import Cluster, GpuPool
 from planner.spec.plan import EngineGroup, EngineRole, ServingConfig
@@ -139,7 +146,7 @@ def service_options(
 ) -> ServiceSpace:
     """The options of every service on every pool it may use."""
     space = ServiceSpace()
-    memo: dict[tuple[str, tuple[object, ...]], list[tuple[EngineGroup, float]]] = {}
+    memo: dict[tuple[object, ...], list[tuple[EngineGroup, float]]] = {}
     for svc in services:
         space.services.append(svc.id)
         space.by_service[svc.id] = []
@@ -155,7 +162,12 @@ def service_options(
                 continue
             if allowed is not None and pool.gpu not in allowed:
                 continue
-            key = (svc.id, pool_class(pool))
+            key = (
+                demand_key(svc),
+                svc.model if isinstance(svc.model, str) else svc.model.model_dump_json(),
+                roles(svc),
+                pool_class(pool),
+            )
             if key not in memo:
                 memo[key] = _shapes(svc, catalog, pool)
             site = cluster.site(pool.site)
@@ -205,3 +217,34 @@ def configs_from_counts(space: ServiceSpace, counts: dict[int, int]) -> list[Ser
         if groups:
             out.append(ServingConfig(service=svc, engines=groups))
     return out
+
+
+def fractional_cover(
+    opts: list[ServiceOption], rate: float, cost: Callable[[ServiceOption], float]
+) -> float:
+    """Least ``cost`` of covering ``rate`` for prefill and decode with fractional engines of
+    ``opts``: disaggregated (the cheapest per req/s for each phase) or colocated. A lower
+    bound on any integer plan of these options."""
+    prefill = [cost(o) / o.prefill_rps for o in opts if o.prefill_rps and not o.decode_rps]
+    decode = [cost(o) / o.decode_rps for o in opts if o.decode_rps and not o.prefill_rps]
+    both = [cost(o) / o.prefill_rps for o in opts if o.prefill_rps and o.decode_rps]
+    split = min(prefill, default=math.inf) + min(decode, default=math.inf)
+    return rate * min(split, min(both, default=math.inf))
+
+
+def services_bound(space: ServiceSpace) -> float:
+    """Least total objective term of the services (0 when they have no options, or when the
+    objective values engines at 0): a valid optimistic figure for pruning."""
+    total = 0.0
+    for svc in space.services:
+        opts = [space.options[o] for o in space.by_service[svc]]
+        if not opts:
+            continue
+        by_site: dict[str, list[ServiceOption]] = {}
+        for o in opts:
+            by_site.setdefault(o.site, []).append(o)
+        least = min(
+            fractional_cover(v, space.demand[svc], lambda o: o.value) for v in by_site.values()
+        )
+        total += least if math.isfinite(least) else 0.0
+    return total

@@ -13,14 +13,21 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from planner.candidates import Space, enumerate_space
+from planner.candidates import MAXIMISE, Search, Space
 from planner.catalog import Catalog, default_catalog
+from planner.check import violations
 from planner.diagnose import explain_infeasible
 from planner.heuristics.exhaustive import exhaustive
 from planner.heuristics.greedy import greedy
 from planner.result import Choice, Result, SolveOptions, Status
-from planner.serving import ServiceSpace, service_options
-from planner.solution import evaluate_plan, evaluate_services, finish, plan_objective
+from planner.serving import ServiceSpace, service_options, services_bound
+from planner.solution import (
+    evaluate_plan,
+    evaluate_services,
+    finish,
+    plan_from_choices,
+    plan_objective,
+)
 from planner.spec.plan import Plan, TrainingConfig
 from planner.spec.problem import Objective, ObjectiveKind, Problem
 
@@ -148,8 +155,8 @@ def plan(
     if backend == "greedy":
         return _greedy_result(problem, cat, goal, t0)
     # Enumeration may use most of the time limit; the solver gets the rest (at least 1 s).
-    space = enumerate_space(problem, cat, goal, deadline=t0 + 0.8 * opts.time_limit_s)
-    space.services = service_options(problem.workloads.inference, problem.cluster, cat, goal)
+    services = service_options(problem.workloads.inference, problem.cluster, cat, goal)
+    space = _search(problem, cat, goal, services, backend, opts, t0)
     enum_s = time.perf_counter() - t0
     left = max(1.0, opts.time_limit_s - enum_s)
     opts = replace(opts, time_limit_s=left)
@@ -207,6 +214,104 @@ def plan(
     return result
 
 
+FIRST = 24
+"""Best-bound columns per job in the first, incumbent-finding solve of a shared problem."""
+
+
+def _plan_value(problem: Problem, cat: Catalog, goal: Objective, plan_: Plan) -> float:
+    metrics = evaluate_plan(problem, plan_, cat)
+    serving = evaluate_services(problem, plan_, cat)
+    return plan_objective(problem, goal.kind, metrics, serving, goal.serving_hours)
+
+
+def _search(
+    problem: Problem,
+    cat: Catalog,
+    goal: Objective,
+    services: ServiceSpace,
+    backend: str,
+    opts: SolveOptions,
+    t0: float,
+) -> Space:
+    """Enumerate the columns. Alone on the cluster a job prunes against its own best
+    single-pool column (:class:`~planner.candidates.Search`). A shared problem (several jobs,
+    or jobs and services) needs a feasible plan of the whole problem to prune against: start
+    from the greedy plan, then alternate best-bound enumeration (``FIRST`` more columns per
+    job, doubling) with a quick solve of the columns so far, each better plan tightening the
+    bound for the columns left."""
+    deadline = t0 + 0.8 * opts.time_limit_s
+    search = Search(problem, cat, goal, deadline=deadline)
+    shared = len(problem.workloads.training) > 1 or bool(
+        problem.workloads.training and problem.workloads.inference
+    )
+    others = services_bound(services)
+    incumbent: float | None = None
+    if shared and backend != "exhaustive":
+        sign = 1.0 if goal.kind in MAXIMISE else -1.0
+        base = greedy(problem, cat, services)
+        if base is not None and not violations(problem, base, cat, goal):
+            incumbent = _plan_value(problem, cat, goal, base)
+        mod = importlib.import_module(f"planner.formulations.{backend}.model")
+        new = FIRST
+        while not search.run(incumbent, others, new):
+            sub = search.space()
+            sub.services = services
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                break
+            quick = replace(opts, time_limit_s=max(1.0, min(left, 0.2 * opts.time_limit_s)))
+            built = mod.build(sub, problem.cluster)
+            raw = mod.solve(built, replace(quick, export_model=None))
+            if raw.status in (Status.OPTIMAL, Status.FEASIBLE):
+                found = plan_from_choices(
+                    sub, mod.decode(built, raw), mod.decode_counts(built, raw)
+                )
+                value = _plan_value(problem, cat, goal, found)
+                if incumbent is None or sign * value > sign * incumbent:
+                    incumbent = value
+            new *= 2
+        log.info("incumbent of the shared problem: %s", incumbent)
+    search.run(incumbent, others)
+    space = search.space()
+    space.services = services
+    return space
+
+
+SERVICES_FREE = (ObjectiveKind.THROUGHPUT, ObjectiveKind.GOODPUT, ObjectiveKind.TIME_TO_TRAIN)
+"""Objectives in which services are constraints only (their engines add no value)."""
+
+
+def _fewest_serving_gpus(
+    problem: Problem,
+    cat: Catalog,
+    space: Space,
+    choices: list[Choice],
+    counts: dict[int, int],
+    mod: Any,
+    opts: SolveOptions,
+) -> tuple[list[Choice], dict[int, int]] | None:
+    """Lexicographic second stage: with the training columns fixed to ``choices`` (so the
+    training objective is unchanged), the fewest GPUs for the services. Returns choices in
+    ``space``'s column numbering and the new engine counts, or None if the stage fails."""
+    fixed = [replace(space.columns[c.column], index=i) for i, c in enumerate(choices)]
+    goal = space.objective.model_copy(update={"kind": ObjectiveKind.GPUS})
+    services = service_options(problem.workloads.inference, problem.cluster, cat, goal)
+    # Training GPUs are constant now: only the engines' GPUs are left to minimise.
+    fixed = [
+        replace(col, const=0.0, coef=tuple(tuple(0.0 for _ in r) for r in col.coef))
+        for col in fixed
+    ]
+    second = Space(fixed, goal, list(space.jobs), services=services)
+    built = mod.build(second, problem.cluster)
+    mod.warm_start(built, [Choice(i, c.stages) for i, c in enumerate(choices)], counts)
+    raw = mod.solve(built, opts)
+    if raw.status not in (Status.OPTIMAL, Status.FEASIBLE):
+        return None
+    picked = mod.decode(built, raw)
+    back = [Choice(choices[c.column].column, c.stages) for c in picked]
+    return back, mod.decode_counts(built, raw)
+
+
 def _formulation(
     problem: Problem,
     cat: Catalog,
@@ -229,6 +334,14 @@ def _formulation(
     choices = mod.decode(built, raw) if found else None
     counts = mod.decode_counts(built, raw) if found else None
     stats = {**raw.stats, "enumerate_s": enum_s, "solver_s": raw.wall_s}
+    if choices is not None and counts and space.objective.kind in SERVICES_FREE:
+        left = max(1.0, opts.time_limit_s - raw.wall_s)
+        better = _fewest_serving_gpus(
+            problem, cat, space, choices, counts, mod, replace(opts, time_limit_s=left)
+        )
+        if better is not None:
+            choices, counts = better
+            stats["serving_second_stage"] = True
     return finish(
         problem,
         cat,

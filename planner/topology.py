@@ -112,7 +112,26 @@ def pool_path(cluster: Cluster, a: str, b: str) -> Path | None:
     return site_path(cluster, pa.site, pb.site)
 
 
+_SITE_PATHS: dict[int, tuple[Cluster, dict[tuple[str, str], Path | None]]] = {}
+_SITE_PATHS_KEEP = 8
+
+
 def site_path(cluster: Cluster, a: str, b: str) -> Path | None:
+    """:func:`widest_site_path`, memoised per cluster object (the memo holds the cluster, so
+    its id cannot be reused by another while cached; clusters are frozen)."""
+    entry = _SITE_PATHS.get(id(cluster))
+    if entry is None or entry[0] is not cluster:
+        if len(_SITE_PATHS) >= _SITE_PATHS_KEEP:
+            _SITE_PATHS.pop(next(iter(_SITE_PATHS)))
+        entry = (cluster, {})
+        _SITE_PATHS[id(cluster)] = entry
+    paths = entry[1]
+    if (a, b) not in paths:
+        paths[a, b] = widest_site_path(cluster, a, b)
+    return paths[a, b]
+
+
+def widest_site_path(cluster: Cluster, a: str, b: str) -> Path | None:
     """Widest WAN path between sites ``a`` and ``b`` (max bottleneck bandwidth, then lowest
     RTT); latency is half the summed RTT. None if no path joins them.
 

@@ -102,6 +102,12 @@ def meets_slo(service: InferenceService, lat: Latency) -> bool:
     return lat.ttft_s <= service.slo.ttft_ms / 1e3 and lat.tpot_s <= service.slo.tpot_ms / 1e3
 
 
+def demand_key(service: InferenceService) -> str:
+    """What an engine's goodput depends on in a service: lengths, SLO and precision (not its
+    id, rate, sites or quotas)."""
+    return service.model_dump_json(include={"prompt_tokens", "output_tokens", "slo", "precision"})
+
+
 _GOODPUT: dict[tuple[str, ...], float] = {}
 _GOODPUT_SIZE = 4096
 
@@ -112,7 +118,7 @@ def goodput_rps(service: InferenceService, em: EngineModel) -> float:
     service, the model, the GPU, the engine's shape and links), so plans that share engine
     shapes do not repeat the search."""
     key = (
-        service.model_dump_json(),
+        demand_key(service),
         em.eng.model.model_dump_json(),
         em.eng.gpu.model_dump_json(),
         repr((em.eng.tp, em.eng.pp, em.eng.tp_link, em.eng.pp_link, em.eng.power_cap_w)),
