@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from planner.catalog import Catalog, default_catalog
-from planner.costmodel.energy import busy_power_w, provisioned_by_pool_w, provisioned_power_w
+from planner.costmodel.energy import provisioned_by_pool_w
 from planner.costmodel.metrics import ServingMetrics
 from planner.costmodel.placement import PlacementError, resolve_placement
 from planner.costmodel.service import evaluate_serving
@@ -116,18 +116,16 @@ def _serving(
             out.append(f"{where}: unknown pools {bad}")
             continue
         allowed = None if svc.allowed_gpus is None else {cat.gpu(g).id for g in svc.allowed_gpus}
-        for g in cfg.engines:
+        m = given[i] if given is not None else None
+        if m is None:
+            m = evaluate_serving(svc, cat.model(svc.model), cfg, problem.cluster, cat.gpus)
+        for g, e in zip(cfg.engines, m.engines, strict=True):
             pool = problem.cluster.pool(g.pool)
             site = problem.cluster.site(pool.site)
-            gpu = cat.gpus[pool.gpu]
             used[pool.id] = used.get(pool.id, 0) + g.n_gpus
-            node = pool.node_idle_power_w / pool.gpus_per_node
-            if site.power_oversubscription:
-                p_c, p_m = busy_power_w(gpu, g.power_cap_w)
-                per_gpu = (p_m if g.role is EngineRole.DECODE else p_c) + node
-            else:
-                per_gpu = provisioned_power_w(gpu, pool, g.power_cap_w)
-            watts[pool.site] = watts.get(pool.site, 0.0) + g.n_gpus * per_gpu
+            # Oversubscribing sites count engines at their expected peak draw.
+            per_engine = e.peak_w if site.power_oversubscription else e.provisioned_w
+            watts[pool.site] = watts.get(pool.site, 0.0) + g.count * per_engine
             if svc.allowed_sites is not None and pool.site not in svc.allowed_sites:
                 out.append(f"{where}: uses site {pool.site!r} outside allowed_sites")
             if allowed is not None and pool.gpu not in allowed:
@@ -138,7 +136,4 @@ def _serving(
                 out.append(f"{where}: {g.role.value} engines in a colocated service")
         if svc.max_gpus is not None and cfg.n_gpus > svc.max_gpus:
             out.append(f"{where}: {cfg.n_gpus} GPUs, over max_gpus {svc.max_gpus}")
-        m = given[i] if given is not None else None
-        if m is None:
-            m = evaluate_serving(svc, cat.model(svc.model), cfg, problem.cluster, cat.gpus)
         out.extend(f"{where}: {w}" for w in m.warnings)

@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 
 from planner.catalog import Catalog
 from planner.configs import cap_levels
-from planner.costmodel.energy import busy_power_w, provisioned_power_w
 from planner.costmodel.service import (
-    capacity_power_w,
     demand_key,
     engine_model,
+    engine_power,
     goodput_rps,
     hourly,
 )
@@ -61,7 +60,7 @@ class ServiceOption:
     provisioned_w: float
     """IT watts at the cap (GPUs plus node share)."""
     peak_w: float
-    """Expected peak IT draw (decode: memory-bound power)."""
+    """Expected peak IT draw at its goodput (:func:`costmodel.service.engine_power`)."""
     value: float
     """Objective contribution of one engine (energy, carbon, money over the serving hours;
     GPUs; 0 for the throughput-like objectives)."""
@@ -93,26 +92,28 @@ def roles(service: InferenceService) -> tuple[EngineRole, ...]:
 def _shapes(
     service: InferenceService, catalog: Catalog, pool: GpuPool
 ) -> list[tuple[EngineGroup, float]]:
-    """Every engine shape on ``pool`` with its goodput (shapes that meet the SLO only)."""
+    """Every engine shape on ``pool`` with its goodput (shapes that meet the SLO only). A
+    deeper pipeline is kept where no shallower engine of its role, TP and cap holds the
+    weights, or where it serves more requests per GPU (more KV cache per GPU)."""
     model = catalog.model(service.model)
     gpu = catalog.gpus[pool.gpu]
     tps = [t for t in TP_SIZES if t <= pool.gpus_per_node and model.n_heads % t == 0]
     out: list[tuple[EngineGroup, float]] = []
     for role in roles(service):
-        for pp in PP_SIZES:
-            found = False
-            for tp in tps:
-                for cap in cap_levels(gpu):
+        for tp in tps:
+            for cap in cap_levels(gpu):
+                best = 0.0
+                for pp in PP_SIZES:
+                    if tp * pp > pool.n_gpus:
+                        break
                     g = EngineGroup(role=role, pool=pool.id, tp=tp, pp=pp, power_cap_w=cap)
                     em = engine_model(service, model, gpu, pool, g)
                     if em.eng.kv_capacity_tokens <= em.w.resident_context:
                         continue
-                    found = True
                     rate = goodput_rps(service, em)
-                    if rate > 0:
+                    if rate / (tp * pp) > best * (1 + 1e-9):
                         out.append((g, rate))
-            if found:
-                break  # deeper pipelines only where no shallower engine holds the weights
+                        best = rate / (tp * pp)
     return out
 
 
@@ -175,13 +176,9 @@ def service_options(
             for shape, rate in memo[key]:
                 g = shape.model_copy(update={"pool": pool.id})
                 n = g.tp * g.pp
-                node = pool.node_idle_power_w / pool.gpus_per_node
-                prov = n * provisioned_power_w(gpu, pool, g.power_cap_w)
-                p_c, p_m = busy_power_w(gpu, g.power_cap_w)
-                peak = n * ((p_m if g.role is EngineRole.DECODE else p_c) + node)
-                counted = peak if site.power_oversubscription else prov
                 em = engine_model(svc, model, gpu, pool, g)
-                at_cap = capacity_power_w(gpu, pool, g, em, rate)
+                prov, peak, at_cap = engine_power(gpu, pool, g, em, rate, rate)
+                counted = peak if site.power_oversubscription else prov
                 upper = min(math.ceil(svc.arrival_rate_rps / rate), pool.n_gpus // n)
                 if upper <= 0:
                     continue

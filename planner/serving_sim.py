@@ -33,7 +33,7 @@ import numpy as np
 
 from planner.catalog import Catalog
 from planner.costmodel.service import EngineModel, engine_model
-from planner.costmodel.serving import draw_lengths, kv_handoff_s
+from planner.costmodel.serving import MAX_BATCH, draw_lengths, kv_handoff_s
 from planner.spec.cluster import Cluster
 from planner.spec.plan import EngineRole, ServingConfig
 from planner.spec.workload import InferenceService
@@ -124,6 +124,11 @@ def simulate_service(
         engines.extend(_Engine(em, g.role) for _ in range(g.count))
     prefillers = [e for e in engines if e.role is not EngineRole.DECODE]
     decoders = [e for e in engines if e.role is not EngineRole.PREFILL]
+    if not prefillers or not decoders:
+        raise ValueError(
+            f"{cfg.service}: the engines need at least one prefill-capable and one "
+            "decode-capable engine (prefill + decode, or colocated)"
+        )
     rng = np.random.default_rng(seed)
     gaps = rng.exponential(1.0 / rate, requests)
     prompts = draw_lengths(service.prompt_tokens, requests, rng).astype(int)
@@ -162,7 +167,8 @@ def simulate_service(
         cap = e.em.eng.kv_capacity_tokens
         while e.waiting:
             r = e.waiting[0]
-            if e.batch and e.context + r.prompt > cap:
+            full = len(e.batch) >= MAX_BATCH * e.em.eng.pp
+            if e.batch and (full or e.context + r.prompt > cap):
                 break
             e.waiting.pop(0)
             e.batch[id(r)] = r
@@ -191,7 +197,7 @@ def simulate_service(
             r = payload
             best, best_end, best_t = prefillers[0], math.inf, 0.0
             for e in prefillers:
-                t = e.em.fit(r.prompt)
+                t = e.em.table(r.prompt)
                 if e.role is EngineRole.COLOCATED:
                     backlog = sum(x for _, x in e.queue)
                     end = now + backlog + t + (e.step_s() if e.stepping else 0.0)
@@ -223,7 +229,9 @@ def simulate_service(
             r = payload
             e = engines[ei]
             e.waiting.append(r)
-            if not e.stepping:
+            if e.role is EngineRole.COLOCATED:
+                start_colocated(e, now)
+            elif not e.stepping:
                 admit(e)
                 if e.batch:
                     e.stepping = True

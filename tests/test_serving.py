@@ -25,6 +25,7 @@ from planner.costmodel.serving import (
     fit_prefill,
     length_samples,
     poisson_quantile,
+    prefill_table,
     wait_cdf,
 )
 from planner.load import load
@@ -121,12 +122,18 @@ def test_decode_step_grows_with_batch_and_context(catalog) -> None:
         ("llama3-70b", "h100-sxm-80gb", 8),
     ],
 )
-def test_prefill_fit_is_close(catalog, model, gpu, tp) -> None:
-    """DistServe's a + b L + c L^2 summarises the cost model within 5%."""
+def test_prefill_table_and_fit(catalog, model, gpu, tp) -> None:
+    """The interpolated table the queueing uses is within 1% of the cost model at every
+    length the service sees; DistServe's a + b L + c L^2 summary is within 10% on the
+    table's points (it is reported, not used)."""
     pool = POOL.model_copy(update={"gpu": gpu})
     eng = engine(catalog.model(model), catalog.gpus[gpu], pool, tp, 1)
-    fit = fit_prefill(eng, length_samples(LengthDist(mean=1500, std=1200, max=8000)))
-    assert fit.max_rel_error < 0.05
+    lengths = length_samples(LengthDist(mean=1500, std=1200, max=8000))
+    table = prefill_table(eng, lengths)
+    for x in lengths[::6]:
+        assert table(float(x)) == pytest.approx(eng.prefill_s(float(x)), rel=0.01)
+    fit = fit_prefill(table)
+    assert fit.max_rel_error < 0.10
     assert fit.c >= 0
 
 

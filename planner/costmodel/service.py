@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from planner.costmodel.energy import busy_power_w, footprint, provisioned_power_w
 from planner.costmodel.metrics import EngineMetrics, ServingMetrics
 from planner.costmodel.serving import (
+    COVER_TOL,
     Engine,
     Latency,
     PrefillFit,
+    PrefillTable,
     Workload,
     colocated_latency,
     decode_latency,
@@ -27,7 +29,9 @@ from planner.costmodel.serving import (
     kv_handoff_s,
     length_samples,
     max_rate,
+    poisson_quantile,
     prefill_latency,
+    prefill_table,
 )
 from planner.spec.cluster import Cluster, GpuPool
 from planner.spec.hardware import GpuSpec
@@ -47,9 +51,11 @@ def workload(service: InferenceService) -> Workload:
 
 @dataclass(frozen=True)
 class EngineModel:
-    """An engine with its prefill fit and the workload it serves."""
+    """An engine with its prefill latency (table and DistServe fit) and the workload it
+    serves."""
 
     eng: Engine
+    table: PrefillTable
     fit: PrefillFit
     w: Workload
     role: EngineRole
@@ -59,14 +65,19 @@ class EngineModel:
     def latency(self, rate: float) -> Latency:
         """Latency percentiles at ``rate`` requests/s."""
         if self.role is EngineRole.PREFILL:
-            return prefill_latency(self.eng, self.fit, self.w, rate)
+            return prefill_latency(self.eng, self.table, self.w, rate)
         if self.role is EngineRole.DECODE:
             return decode_latency(self.eng, self.w, rate, self.handoff_s)
-        return colocated_latency(self.eng, self.fit, self.w, rate)
+        return colocated_latency(self.eng, self.table, self.w, rate)
+
+    @property
+    def mean_prefill_s(self) -> float:
+        """Mean prefill latency over the service's prompt lengths."""
+        return float(self.table.times(self.w.prompt).mean())
 
     def ceiling_rps(self) -> float:
         """A rate no engine of this kind can sustain (the search's upper end)."""
-        prefill = self.eng.pp / max(float(self.fit.times(self.w.prompt).mean()), 1e-9)
+        prefill = self.eng.pp / max(self.mean_prefill_s, 1e-9)
         n_cap = self.eng.kv_capacity_tokens / self.w.resident_context
         step = self.eng.engine_step_s(max(n_cap, 1.0), self.w.resident_context)
         decode = max(n_cap, 1.0) / (self.w.mean_output * step)
@@ -87,13 +98,13 @@ def engine_model(
     """The engine of ``group`` on ``pool`` serving ``service``."""
     w = workload(service)
     eng = engine(model, gpu, pool, group.tp, group.pp, service.precision, group.power_cap_w)
-    fit = fit_prefill(eng, w.prompt)
+    table = prefill_table(eng, w.prompt)
     handoff = 0.0
     if group.role is EngineRole.DECODE:
         # The prefill engine is unknown here: a peer of the same shape on another node.
         peer = engine(model, gpu, pool, group.tp, group.pp, service.precision)
         handoff = kv_handoff_s(peer, eng, float(w.prompt.mean()), eng.pp_link)
-    return EngineModel(eng, fit, w, group.role, handoff)
+    return EngineModel(eng, table, fit_prefill(table), w, group.role, handoff)
 
 
 def meets_slo(service: InferenceService, lat: Latency) -> bool:
@@ -137,30 +148,53 @@ def _goodput(service: InferenceService, em: EngineModel) -> float:
     return max_rate(lambda r: meets_slo(service, em.latency(r)), em.ceiling_rps())
 
 
-def _power(
-    gpu: GpuSpec, pool: GpuPool, group: EngineGroup, prefill_s: float, rate: float
+def _stepping_w(gpu: GpuSpec, group: EngineGroup, em: EngineModel, resident: float) -> float:
+    """Board watts of one GPU while the engine decodes ``resident`` requests: its kernels'
+    compute-bound and memory-bound time at their powers, communication at idle power."""
+    eng = em.eng
+    b = max(resident / eng.pp, 1.0)
+    kernel, other = eng.decode_step(b, b * em.w.resident_context)
+    p_compute, p_memory = busy_power_w(gpu, group.power_cap_w)
+    total = kernel.total_s + other
+    if total <= 0:
+        return gpu.idle_w
+    return (kernel.compute_s * p_compute + kernel.memory_s * p_memory + other * gpu.idle_w) / total
+
+
+def engine_power(
+    gpu: GpuSpec, pool: GpuPool, group: EngineGroup, em: EngineModel, load: float, goodput: float
 ) -> tuple[float, float, float]:
-    """(provisioned, expected peak, average) IT watts of one engine at its load."""
+    """(provisioned, expected peak, average) IT watts of one engine (GPUs plus node share):
+    provisioned at its cap; the peak at its goodput (prefill at compute-bound power; decode
+    at the power of its steps with the occupancy quantile resident: memory-bound weight reads
+    when small, compute-bound GEMMs when large (POLCA, Patel et al. ASPLOS 2024)); the
+    average at ``load``, idle between prompts and when no request is resident."""
     n = group.tp * group.pp
     node = pool.node_idle_power_w / pool.gpus_per_node
     prov = n * provisioned_power_w(gpu, pool, group.power_cap_w)
-    p_compute, p_memory = busy_power_w(gpu, group.power_cap_w)
-    if group.role is EngineRole.DECODE:
-        peak = p_memory
-        average = p_memory if rate > 0 else gpu.idle_w
-    else:
-        peak = p_compute
-        busy = min(1.0, rate * prefill_s / group.pp)
-        rest = p_memory if group.role is EngineRole.COLOCATED and rate > 0 else gpu.idle_w
-        average = busy * p_compute + (1.0 - busy) * rest
-    return prov, n * (peak + node), n * (average + node)
+    p_compute, _ = busy_power_w(gpu, group.power_cap_w)
+    role = group.role
+    peak = avg = gpu.idle_w
+    busy = min(1.0, load * em.mean_prefill_s / group.pp) if role is not EngineRole.DECODE else 0.0
+    if role is not EngineRole.PREFILL:
+        at_peak = em.latency(goodput).resident if goodput > 0 else 0.0
+        n_q = poisson_quantile(at_peak, em.w.q) if at_peak > 0 else 0.0
+        decode_peak = _stepping_w(gpu, group, em, max(n_q, 1.0))
+        mean = em.latency(load).resident if load > 0 else 0.0
+        stepping = (1.0 - math.exp(-mean)) if mean > 0 else 0.0
+        decode_avg = stepping * _stepping_w(gpu, group, em, mean) + (1 - stepping) * gpu.idle_w
+        peak, avg = decode_peak, decode_avg
+    if role is not EngineRole.DECODE:
+        peak = max(peak, p_compute)
+        avg = busy * p_compute + (1.0 - busy) * avg
+    return prov, n * (peak + node), n * (avg + node)
 
 
 def capacity_power_w(
     gpu: GpuSpec, pool: GpuPool, group: EngineGroup, em: EngineModel, goodput: float
 ) -> float:
     """Average IT watts of one engine carrying its goodput (what the objectives count)."""
-    return _power(gpu, pool, group, float(em.fit.times(em.w.prompt).mean()), goodput)[2]
+    return engine_power(gpu, pool, group, em, goodput, goodput)[2]
 
 
 def hourly(cluster: Cluster, watts_by_site: dict[str, float]) -> tuple[float, float, float]:
@@ -207,8 +241,7 @@ def evaluate_serving(
         served = decode_cap if g.role is EngineRole.DECODE else prefill_cap
         load = rate * cap / served if served > 0 and cap > 0 else 0.0
         lat = em.latency(load) if load > 0 else em.latency(1e-9)
-        prefill_s = float(em.fit.times(em.w.prompt).mean())
-        p, k, a = _power(gpu, pool, g, prefill_s, load)
+        p, k, a = engine_power(gpu, pool, g, em, load, cap)
         a_cap = capacity_power_w(gpu, pool, g, em, cap)
         prov += g.count * p
         peak += g.count * k
@@ -240,7 +273,7 @@ def evaluate_serving(
             )
         )
     goodput = min(prefill_cap, decode_cap)
-    if goodput < rate * (1 - 1e-9):
+    if goodput < rate * (1 - COVER_TOL):
         warnings.append(
             f"capacity {goodput:.3f} req/s under the SLO is below the demand {rate:g} req/s"
         )

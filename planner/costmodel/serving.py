@@ -24,7 +24,8 @@ Queueing (requests arrive as a Poisson process):
   wait + own prefill, its percentile from that mixture.
 * decode is continuous batching (Orca, Yu et al. OSDI 2022): requests in the engine form an
   M/G/infinity system whose occupancy is Poisson with mean ``N = lambda E[O] tau(N)``
-  (Little), solved as a fixed point; a resident request holds its prompt plus on average
+  (Little), solved as a fixed point, its spread widened by the batch's feedback on the step
+  time (:class:`Occupancy`); a resident request holds its prompt plus on average
   ``E[O^2] / (2 E[O])`` generated tokens (size-biased residence). TPOT at percentile ``q``
   is the step time at the ``q`` quantile of the occupancy, plus the KV hand-off and the wait
   for the next step spread over the output tokens.
@@ -47,6 +48,7 @@ from planner.costmodel import kernels
 from planner.costmodel.comm import Link, all_reduce_time, group_link, p2p_time
 from planner.costmodel.flops import ffn_matrices, total_params
 from planner.costmodel.inference import prefill_time_s
+from planner.costmodel.kernels import KernelTime
 from planner.costmodel.layer import ACT_BYTES
 from planner.spec.base import Precision
 from planner.spec.cluster import GpuPool
@@ -62,6 +64,12 @@ WORKSPACE_GIB = 2.0
 peak activation memory; ~1-3 GiB for 7-70B models at default batch limits)."""
 LENGTH_POINTS = 48
 """Quantile points that discretise a length distribution."""
+MAX_BATCH = 256
+"""Most requests one engine decodes at once (vLLM ``max_num_seqs`` default 256)."""
+COVER_TOL = 1e-6
+"""Relative tolerance of "capacity covers the demand" (formulations, checks and oracle)."""
+PREFILL_POINTS = 16
+"""Prompt lengths at which the cost model's prefill time is evaluated and interpolated."""
 
 
 # -- length distributions ---------------------------------------------------------------
@@ -125,10 +133,19 @@ class Engine:
         return total_params(self.model) * elem / (self.tp * self.pp)
 
     @cached_property
+    def n_moe_layers(self) -> int:
+        return self.model.n_moe_layers
+
+    @cached_property
+    def kv_heads_per_gpu(self) -> float:
+        """KV heads one GPU holds: ``kv_heads / tp``, at least one (replicated below)."""
+        return max(self.model.kv_heads / self.tp, 1.0)
+
+    @cached_property
     def kv_bytes_per_token(self) -> float:
         """K and V of one token on one GPU (BF16 cache)."""
         m = self.model
-        return 2.0 * m.n_layers / self.pp * m.kv_heads * m.dh / self.tp * ACT_BYTES
+        return 2.0 * m.n_layers / self.pp * self.kv_heads_per_gpu * m.dh * ACT_BYTES
 
     @cached_property
     def kv_capacity_tokens(self) -> float:
@@ -158,7 +175,7 @@ class Engine:
 
     # decode ----------------------------------------------------------------------------
 
-    def _layer_step_s(self, batch: float, context: float, moe: bool) -> float:
+    def _layer_step(self, batch: float, context: float, moe: bool) -> tuple[KernelTime, float]:
         m, g, tp, c = self.model, self.gpu, self.tp, self.clock
         h, prec = m.hidden_size, self.precision
         t = kernels.gemm_time(g, batch, (m.n_heads + 2 * m.kv_heads) * m.dh / tp, h, prec, c)
@@ -178,26 +195,35 @@ class Engine:
             t += kernels.gemm_time(g, batch, f * (mats - 1) / tp, h, prec, c)
             t += kernels.gemm_time(g, batch, h, f / tp, prec, c)
         # Attention reads every resident token's K and V once per step (memory-bound).
-        t += kernels.stream_time(g, context * 2.0 * m.kv_heads / tp * m.dh * ACT_BYTES)
+        t += kernels.stream_time(g, context * 2.0 * self.kv_heads_per_gpu * m.dh * ACT_BYTES)
         # Norms, residual adds, activation, rotary: ~6 streams of the B x h activations.
         t += kernels.stream_time(g, 6.0 * 2.0 * batch * h * ACT_BYTES, kernels=6.0)
         comm = 2.0 * all_reduce_time(tp, batch * h * ACT_BYTES, self.tp_link)
-        return t.total_s + comm
+        return t, comm
 
-    def decode_step_s(self, batch: float, context: float) -> float:
+    def decode_step(self, batch: float, context: float) -> tuple[KernelTime, float]:
         """One decode step of ``batch`` requests that hold ``context`` tokens in all, through
-        every layer (the latency of one output token); ``batch`` may be fractional (means)."""
+        every layer: (kernel time split compute/memory-bound, communication and hop time).
+        ``batch`` may be fractional (means)."""
         if batch <= 0:
-            return 0.0
+            return KernelTime(), 0.0
         m = self.model
-        dense = self._layer_step_s(batch, context, False)
-        moe = self._layer_step_s(batch, context, True) if m.moe is not None else dense
-        total = sum(moe if m.is_moe_layer(i) else dense for i in range(m.n_layers))
-        head = kernels.gemm_time(
+        dense = self._layer_step(batch, context, False)
+        moe = self._layer_step(batch, context, True) if m.moe is not None else dense
+        n_moe = self.n_moe_layers
+        kernel = dense[0].scaled(m.n_layers - n_moe) + moe[0].scaled(n_moe)
+        comm = dense[1] * (m.n_layers - n_moe) + moe[1] * n_moe
+        kernel += kernels.gemm_time(
             self.gpu, batch, m.vocab_size / self.tp, m.hidden_size, self.precision, self.clock
         )
-        hop = p2p_time(batch * m.hidden_size * ACT_BYTES, self.pp_link)
-        return total + head.total_s + (self.pp - 1) * hop
+        # Each TP rank sends its 1/tp share of the activations over its own NIC.
+        hop = p2p_time(batch * m.hidden_size * ACT_BYTES / self.tp, self.pp_link)
+        return kernel, comm + (self.pp - 1) * hop
+
+    def decode_step_s(self, batch: float, context: float) -> float:
+        """Latency of one decode step (one output token of every request in the batch)."""
+        kernel, other = self.decode_step(batch, context)
+        return kernel.total_s + other
 
     def engine_step_s(self, resident: float, context_per_request: float) -> float:
         """Time per output token when ``resident`` requests share the engine (``pp`` batches
@@ -215,7 +241,8 @@ def engine(
     precision: Precision = Precision.BF16,
     power_cap_w: float | None = None,
 ) -> Engine:
-    """An engine on ``pool``: TP inside one node, PP stages over the node fabric."""
+    """An engine on ``pool``: TP inside one node, PP stages over the node fabric.
+    ``pp_link`` is one GPU's NIC: transfers between engines or stages go rank to rank."""
     tp_link = group_link(
         gpu,
         tp,
@@ -227,7 +254,7 @@ def engine(
     )
     nic = (pool.inter_node_bw_gbps or gpu.nic_bw_gbps) * 1e9 / 8.0 * gpu.efficiency.network
     pp_link = Link(
-        nic * tp,
+        nic,
         gpu.efficiency.collective_latency_us * 1e-6 + pool.inter_node_latency_us * 1e-6,
         "network",
     )
@@ -256,13 +283,35 @@ class PrefillFit:
         return out
 
 
-def fit_prefill(eng: Engine, lengths: np.ndarray) -> PrefillFit:
-    """Least-squares fit of the engine's prefill latency over ``lengths`` (weighted
-    relatively, so short prompts count as much as long ones)."""
-    pts = np.unique(np.concatenate([lengths, [lengths.min(), lengths.max()]]))
-    if len(pts) > 12:
-        pts = np.unique(np.quantile(pts, np.linspace(0.0, 1.0, 12)).round())
-    t = np.array([eng.prefill_s(float(x)) for x in pts])
+@dataclass(frozen=True)
+class PrefillTable:
+    """The cost model's prefill latency at ``PREFILL_POINTS`` prompt lengths spanning the
+    service's range, interpolated linearly (the latency the queueing formulas and the
+    simulator use; within a fraction of a percent of the cost model for a quadratic)."""
+
+    lengths: np.ndarray
+    seconds: np.ndarray
+
+    def __call__(self, tokens: float) -> float:
+        return float(np.interp(tokens, self.lengths, self.seconds))
+
+    def times(self, tokens: np.ndarray) -> np.ndarray:
+        """Prefill latency of each prompt length."""
+        out: np.ndarray = np.interp(tokens, self.lengths, self.seconds)
+        return out
+
+
+def prefill_table(eng: Engine, lengths: np.ndarray) -> PrefillTable:
+    """The engine's prefill latency over the range of ``lengths``."""
+    lo, hi = float(np.min(lengths)), float(np.max(lengths))
+    pts = np.unique(np.round(np.linspace(lo, hi, PREFILL_POINTS)))
+    return PrefillTable(pts, np.array([eng.prefill_s(float(x)) for x in pts]))
+
+
+def fit_prefill(table: PrefillTable) -> PrefillFit:
+    """Least-squares fit of ``a + b L + c L^2`` to the cost model's prefill latency at the
+    table's lengths (weighted relatively, so short prompts count as much as long ones)."""
+    pts, t = table.lengths, table.seconds
     if len(pts) < 3:
         # One or two lengths: a line through them (or a constant) is exact there.
         b = (t[-1] - t[0]) / (pts[-1] - pts[0]) if len(pts) == 2 else t[0] / pts[0]
@@ -278,7 +327,7 @@ def fit_prefill(eng: Engine, lengths: np.ndarray) -> PrefillFit:
 # -- queueing ------------------------------------------------------------------------------
 
 
-GRID = 1024
+GRID = 2048
 """Points of the waiting-time grid of :func:`wait_cdf`."""
 
 
@@ -289,52 +338,54 @@ def wait_cdf(lam: float, service: np.ndarray, horizon: float) -> tuple[float, np
     Pollaczek-Khinchine: ``W`` is a geometric sum (``P(K = k) = (1 - rho) rho^k``) of
     independent residual service times with density ``P(S > x) / E[S]`` (Kleinrock,
     "Queueing Systems" Vol. 1, Sec. 5.7). The convolutions are computed on the grid and
-    truncated at ``horizon`` (all terms are non-negative, so the truncation is exact there)."""
+    summed in the Fourier domain on a grid padded far beyond ``horizon``."""
     mean = float(np.mean(service))
     rho = lam * mean
     dt = horizon / GRID
     if rho >= 1.0:
         return dt, np.zeros(GRID + 1)
-    x = (np.arange(GRID) + 0.5) * dt
-    tail = np.mean(service[None, :] > x[:, None], axis=1)
-    # Residual mass of [j dt, (j+1) dt), half at each end of the bin (unbiased), renormalised
-    # so the discretisation loses no probability.
-    resid = tail / max(float(tail.sum()), 1e-300)
-    resid = 0.5 * (np.concatenate([resid, [0.0]]) + np.concatenate([[0.0], resid]))
-    pmf = np.zeros(GRID + 1)
-    pmf[0] = 1.0 - rho
-    term = np.zeros(GRID + 1)
-    term[0] = 1.0
-    size = 1 << (2 * GRID + 2).bit_length()
-    fr = np.fft.rfft(resid, size)
-    weight = 1.0 - rho
-    while True:
-        term = np.fft.irfft(np.fft.rfft(term, size) * fr, size)[: GRID + 1]
-        term = np.maximum(term, 0.0)
-        weight *= rho
-        pmf += weight * term
-        if weight * term.sum() < 1e-7:
-            break
+    start = np.arange(GRID) * dt
+    # Exact residual mass of [j dt, (j+1) dt): the integral of P(S > x) / E[S] over the bin,
+    # put half at each end of the bin (unbiased to first order).
+    mass = np.mean(np.clip(service[None, :] - start[:, None], 0.0, dt), axis=1) / mean
+    resid = 0.5 * (np.concatenate([mass, [0.0]]) + np.concatenate([[0.0], mass]))
+    # Geometric sum in the Fourier domain: (1 - rho) / (1 - rho R). The grid is padded 16x,
+    # so only the mass of W beyond 16 horizons (negligible) could wrap around.
+    size = 1 << (16 * (GRID + 1)).bit_length()
+    spectrum = (1.0 - rho) / (1.0 - rho * np.fft.rfft(resid, size))
+    pmf = np.maximum(np.fft.irfft(spectrum, size)[: GRID + 1], 0.0)
     return dt, np.minimum(np.cumsum(pmf), 1.0)
 
 
-def sojourn_quantile(lam: float, service: np.ndarray, q: float, extra: float = 0.0) -> float:
-    """Quantile ``q`` (0-1) of ``W + S + extra`` for the FCFS M/G/1 queue of
-    :func:`wait_cdf`, ``S`` one of ``service`` (the request's own), independent of ``W``;
-    inf if the queue is unstable."""
+def sojourn_quantile(
+    lam: float,
+    service: np.ndarray,
+    q: float,
+    extra: float = 0.0,
+    own: np.ndarray | None = None,
+) -> float:
+    """Quantile ``q`` (0-1) of ``W + T + extra`` for the FCFS M/G/1 queue of
+    :func:`wait_cdf` with service times ``service``, where ``T`` is the request's own time
+    (``own``, aligned with ``service``; default the service time itself), independent of
+    the wait; inf if the queue is unstable."""
     mean = float(np.mean(service))
     rho = lam * mean
     if rho >= 1.0:
         return math.inf
-    s = service + extra
-    horizon = float(np.max(s)) + 8.0 * mean / (1.0 - rho)
-    dt, cdf = wait_cdf(lam, service, horizon)
+    s = (service if own is None else own) + extra
+    wait = lam * float(np.mean(service * service)) / (2.0 * (1.0 - rho))
+    horizon = float(np.max(s)) + 10.0 * wait + 4.0 * float(np.max(service))
+    for _ in range(8):
+        dt, cdf = wait_cdf(lam, service, horizon)
 
-    def below(t: float) -> float:
-        j = np.floor((t - s) / dt).astype(int)
-        return float(np.mean(np.where(j < 0, 0.0, cdf[np.minimum(j, GRID)])))
+        def below(t: float, dt: float = dt, cdf: np.ndarray = cdf) -> float:
+            j = np.floor((t - s) / dt).astype(int)
+            return float(np.mean(np.where(j < 0, 0.0, cdf[np.minimum(j, GRID)])))
 
-    if below(horizon) < q:
+        if below(horizon) >= q:
+            break
+        horizon *= 2.0
+    else:
         return math.inf
     lo, hi = float(np.min(s)), horizon
     for _ in range(50):
@@ -348,17 +399,43 @@ def sojourn_quantile(lam: float, service: np.ndarray, q: float, extra: float = 0
 
 def poisson_quantile(mean: float, q: float) -> float:
     """Smallest ``k`` with ``P(Poisson(mean) <= k) >= q`` (normal approximation above 200)."""
+    return float(poisson_quantiles(np.array([mean]), q)[0])
+
+
+def poisson_points(mean: float, probs: np.ndarray) -> np.ndarray:
+    """Quantiles of one Poisson(``mean``) at each of ``probs`` (normal above 200)."""
     if mean <= 0:
-        return 0.0
+        return np.zeros_like(probs)
     if mean > 200:
-        return mean + NormalDist().inv_cdf(q) * math.sqrt(mean)
-    p = cdf = math.exp(-mean)
-    k = 0
-    while cdf < q:
-        k += 1
-        p *= mean / k
-        cdf += p
-    return float(k)
+        z = np.array([NormalDist().inv_cdf(float(p)) for p in probs])
+        out: np.ndarray = mean + z * math.sqrt(mean)
+        return out
+    top = int(mean + 12.0 * math.sqrt(mean) + 30)
+    pmf = math.exp(-mean) * np.concatenate([[1.0], np.cumprod(mean / np.arange(1, top + 1))])
+    cdf = np.cumsum(pmf)
+    found: np.ndarray = np.searchsorted(cdf, probs - 1e-12).astype(float)
+    return found
+
+
+def poisson_quantiles(means: np.ndarray, q: float) -> np.ndarray:
+    """:func:`poisson_quantile` of every mean (vectorised: the pmf recurrence
+    ``p_k = p_{k-1} mean / k`` on a shared grid of ``k``; normal approximation above 200)."""
+    means = np.asarray(means, dtype=float)
+    out = np.zeros_like(means)
+    big = means > 200
+    out[big] = means[big] + NormalDist().inv_cdf(q) * np.sqrt(means[big])
+    small = (means > 0) & ~big
+    if np.any(small):
+        lam = means[small]
+        top = int(np.max(lam) + 12.0 * np.sqrt(np.max(lam)) + 30)
+        k = np.arange(1, top + 1)
+        ratio = lam[:, None] / k[None, :]
+        pmf = np.exp(-lam)[:, None] * np.concatenate(
+            [np.ones((lam.size, 1)), np.cumprod(ratio, axis=1)], axis=1
+        )
+        cdf = np.cumsum(pmf, axis=1)
+        out[small] = np.argmax(cdf >= q - 1e-12, axis=1)
+    return out
 
 
 @dataclass(frozen=True)
@@ -386,8 +463,8 @@ class Workload:
 
 def kv_handoff_s(eng_from: Engine, eng_to: Engine, prompt_tokens: float, link: Link) -> float:
     """KV cache of one prompt moved from a prefill to a decode engine: every layer's K and V,
-    sent by the prefill engine's ``tp x pp`` GPUs in parallel over ``link`` (DistServe Sec.
-    4.3: NVLink or the node fabric)."""
+    sent rank to rank by the smaller engine's GPUs in parallel, each over its own ``link``
+    (one GPU's NIC; DistServe Sec. 4.3: NVLink or the node fabric)."""
     if eng_from is eng_to:
         return 0.0
     total = eng_from.kv_bytes_per_token * eng_from.tp * eng_from.pp * prompt_tokens
@@ -408,64 +485,151 @@ class Latency:
     """Mean requests resident in the decode batch."""
 
 
-def prefill_latency(eng: Engine, fit: PrefillFit, w: Workload, rate: float) -> Latency:
-    """TTFT percentile of a prefill engine serving ``rate`` requests/s (FCFS)."""
-    s = fit.times(w.prompt)
-    # A pp-stage engine admits a new prompt every t / pp; the prompt itself takes t.
+def prefill_latency(eng: Engine, table: PrefillTable, w: Workload, rate: float) -> Latency:
+    """TTFT percentile of a prefill engine serving ``rate`` requests/s (FCFS). A ``pp``-stage
+    engine admits a new prompt every ``t / pp``; the prompt itself takes ``t``."""
+    s = table.times(w.prompt)
     admit = s / eng.pp
     rho = rate * float(np.mean(admit))
-    ttft = sojourn_quantile(rate, admit, w.q, 0.0) + float(np.mean(s - admit))
+    ttft = sojourn_quantile(rate, admit, w.q, 0.0, own=s)
     return Latency(rate, ttft if rho < 1 else math.inf, 0.0, rho)
 
 
-def _resident(eng: Engine, w: Workload, rate: float, stretch: float = 1.0) -> float:
-    """Fixed point ``N = rate E[O] tau(N) stretch`` of a decode engine (inf if none)."""
+@dataclass(frozen=True)
+class Occupancy:
+    """Requests resident in a decode engine: the fixed point ``N = rate E[O] tau(N) s`` and
+    how much its feedback widens the Poisson spread.
+
+    A batch that grows makes every step slower, which keeps requests longer and grows the
+    batch: with loop gain ``g = rate E[O] s dtau/dN`` the fluctuations are amplified by
+    ``1 / (1 - g)`` in variance (a linearised birth-death process), and the engine has no
+    steady state once ``g >= 1``. Quantiles are the Poisson ones spread by that factor."""
+
+    mean: float
+    amplification: float
+
+    def points(self, probs: np.ndarray) -> np.ndarray:
+        """Occupancy at each probability (at least one request)."""
+        base = poisson_points(self.mean, probs)
+        spread = self.mean + (base - self.mean) * math.sqrt(self.amplification)
+        out: np.ndarray = np.maximum(1.0, spread)
+        return out
+
+    def quantile(self, q: float) -> float:
+        return float(self.points(np.array([q]))[0])
+
+
+def occupancy(eng: Engine, w: Workload, rate: float, stretch: float = 1.0) -> Occupancy | None:
+    """The decode occupancy at ``rate`` (``stretch``: time per step over the step itself,
+    ``1 / (1 - rho)`` when prefills interleave); None if the engine has no steady state."""
     ctx = w.resident_context
-    n = rate * w.mean_output * eng.engine_step_s(1.0, ctx) * stretch
+    gain = rate * w.mean_output * stretch
+
+    def tau(n: float) -> float:
+        return eng.engine_step_s(n, ctx)
+
+    n = gain * tau(1.0)
     for _ in range(200):
-        nxt = rate * w.mean_output * eng.engine_step_s(n, ctx) * stretch
-        if abs(nxt - n) <= 1e-6 * max(1.0, n):
-            return nxt
+        nxt = gain * tau(n)
         if nxt > 1e7:
-            return math.inf
+            return None
+        if abs(nxt - n) <= 1e-6 * max(1.0, n):
+            n = nxt
+            break
         n = nxt
-    return n if abs(nxt - n) <= 1e-3 * max(1.0, n) else math.inf
+    else:
+        return None
+    h = max(1e-3, 1e-3 * n)
+    loop = gain * (tau(n + h) - tau(max(n - h, 0.0))) / (n + h - max(n - h, 0.0))
+    if loop >= 1.0:
+        return None
+    return Occupancy(n, 1.0 / (1.0 - loop))
+
+
+OCCUPANCY_POINTS = 24
+"""Quantile points of the occupancy in the TPOT mixture."""
+
+
+def _tpot_quantile(
+    eng: Engine, w: Workload, occ: Occupancy, tpot: Callable[[float, np.ndarray], np.ndarray]
+) -> float:
+    """Quantile ``w.q`` of a request's TPOT over the occupancy and the output length:
+    ``tpot(step, outputs)`` gives the TPOT of each output length at one step time."""
+    probs = (np.arange(OCCUPANCY_POINTS) + 0.5) / OCCUPANCY_POINTS
+    ctx = w.resident_context
+    outputs = w.output[w.output > 1]
+    if outputs.size == 0:
+        return 0.0
+    points = occ.points(probs).tolist()
+    steps = {n: eng.engine_step_s(n, ctx) for n in set(points)}
+    values = np.concatenate([tpot(steps[n], outputs) for n in points])
+    return float(np.quantile(values, w.q))
+
+
+OVERFLOW_SHARE = 0.1
+"""Share of the SLO's tail allowed to overflow the KV cache or the batch limit: a full
+engine queues new requests behind it, which delays many more than the overflow itself."""
+
+
+def _batch_fits(eng: Engine, w: Workload, occ: Occupancy) -> tuple[bool, float]:
+    """Whether the occupancy, at quantile ``1 - OVERFLOW_SHARE (1 - q)``, fits the KV cache
+    and the batch limit, and the KV share it takes."""
+    n_q = occ.quantile(1.0 - OVERFLOW_SHARE * (1.0 - w.q))
+    kv = n_q * w.resident_context / eng.kv_capacity_tokens if eng.kv_capacity_tokens > 0 else 1e9
+    return kv <= 1.0 and n_q <= MAX_BATCH * eng.pp, kv
 
 
 def decode_latency(eng: Engine, w: Workload, rate: float, handoff_s: float = 0.0) -> Latency:
     """TPOT percentile of a decode engine serving ``rate`` requests/s with continuous
-    batching; unstable (inf) when the occupancy's quantile overflows the KV cache."""
-    n = _resident(eng, w, rate)
-    if not math.isfinite(n):
+    batching; unstable (inf) without a steady state or when the occupancy overflows the KV
+    cache or the batch limit. A request's first decode step also waits for the KV hand-off
+    and for the running step to end, spread over its own ``O - 1`` tokens."""
+    occ = occupancy(eng, w, rate)
+    if occ is None:
         return Latency(rate, 0.0, math.inf, math.inf)
-    n_q = max(1.0, poisson_quantile(n, w.q))
-    ctx = w.resident_context
-    kv_share = n_q * ctx / eng.kv_capacity_tokens if eng.kv_capacity_tokens > 0 else math.inf
-    step = eng.engine_step_s(n_q, ctx)
-    # The first decode step waits for the hand-off and for the running step to end.
-    tpot = step + (handoff_s + step / 2.0) / max(1.0, w.mean_output - 1.0)
-    return Latency(rate, 0.0, tpot if kv_share <= 1.0 else math.inf, kv_share, n)
+    ok, kv = _batch_fits(eng, w, occ)
+    if not ok:
+        return Latency(rate, 0.0, math.inf, kv, occ.mean)
+
+    def tpot(step: float, outputs: np.ndarray) -> np.ndarray:
+        out: np.ndarray = step + (handoff_s + step / 2.0) / (outputs - 1.0)
+        return out
+
+    return Latency(rate, 0.0, _tpot_quantile(eng, w, occ, tpot), kv, occ.mean)
 
 
-def colocated_latency(eng: Engine, fit: PrefillFit, w: Workload, rate: float) -> Latency:
-    """TTFT and TPOT percentiles of an engine that runs both phases, prefill first."""
-    s = fit.times(w.prompt)
+def colocated_latency(eng: Engine, table: PrefillTable, w: Workload, rate: float) -> Latency:
+    """TTFT and TPOT percentiles of an engine that runs both phases, prefill first: a prompt
+    waits for the running decode step and the prompts ahead of it; a request's decode is
+    stalled by the prompts that arrive during it (a Poisson count at its quantile)."""
+    s = table.times(w.prompt)
     rho = rate * float(np.mean(s))
     if rho >= 1:
         return Latency(rate, math.inf, math.inf, rho)
-    n = _resident(eng, w, rate, 1.0 / (1.0 - rho))
-    if not math.isfinite(n):
+    occ = occupancy(eng, w, rate, 1.0 / (1.0 - rho))
+    if occ is None:
         return Latency(rate, math.inf, math.inf, rho)
-    ctx = w.resident_context
-    n_q = max(1.0, poisson_quantile(n, w.q))
-    step = eng.engine_step_s(n_q, ctx)
-    if n_q * ctx > eng.kv_capacity_tokens:
-        return Latency(rate, math.inf, math.inf, rho, n)
-    ttft = sojourn_quantile(rate, s, w.q, step / 2.0)
-    life = w.mean_output * step / (1.0 - rho)
-    k_q = poisson_quantile(rate * life, w.q)
-    tpot = step + k_q * float(np.mean(s)) / max(1.0, w.mean_output - 1.0)
-    return Latency(rate, ttft, tpot, rho, n)
+    ok, _ = _batch_fits(eng, w, occ)
+    if not ok:
+        return Latency(rate, math.inf, math.inf, rho, occ.mean)
+    n_q = occ.quantile(w.q)
+    ttft = sojourn_quantile(rate, s, w.q, eng.engine_step_s(n_q, w.resident_context) / 2.0)
+    mean_s = float(np.mean(s))
+    mean_s2 = float(np.mean(s * s))
+    z = NormalDist().inv_cdf(w.q)
+
+    def tpot(step: float, outputs: np.ndarray) -> np.ndarray:
+        life = (outputs - 1.0) * step / (1.0 - rho)
+        # Prefill time that lands in a request's decode: a compound Poisson sum (count at
+        # rate x life, sizes from the prompt lengths), at its quantile: the count's quantile
+        # times the mean size, or the normal approximation, whichever is larger.
+        count = rate * life
+        spread = z * np.sqrt(count * mean_s2)
+        stalled = np.maximum(poisson_quantiles(count, w.q) * mean_s, count * mean_s + spread)
+        out: np.ndarray = step + (stalled + step / 2.0) / (outputs - 1.0)
+        return out
+
+    return Latency(rate, ttft, _tpot_quantile(eng, w, occ, tpot), rho, occ.mean)
 
 
 def max_rate(meets: Callable[[float], bool], hi: float, rel_tol: float = 1e-3) -> float:

@@ -12,9 +12,11 @@ from planner.candidates import Column, Space
 from planner.catalog import Catalog
 from planner.check import violations
 from planner.costmodel.metrics import ServingMetrics
+from planner.costmodel.serving import COVER_TOL
 from planner.result import Choice, Status
 from planner.serving import ServiceOption, ServiceSpace
 from planner.solution import evaluate_plan, evaluate_services, plan_from_choices, plan_objective
+from planner.spec.cluster import Cluster
 from planner.spec.plan import Plan
 from planner.spec.problem import Problem
 
@@ -33,11 +35,16 @@ def splits(col: Column) -> Iterator[tuple[int, ...]]:
         yield tuple(b - a for a, b in itertools.pairwise(bounds))
 
 
-def minimal_covers(space: ServiceSpace, service: str) -> list[dict[int, int]]:
+def minimal_covers(
+    space: ServiceSpace, service: str, cluster: Cluster | None = None
+) -> list[dict[int, int]]:
     """Every engine count vector of one service, in one site, that covers both demands and
     loses coverage if any one engine is removed. Every objective values engines at >= 0 and
-    engines only consume GPUs and power, so some optimal plan uses a minimal cover."""
+    engines only consume GPUs and power, so some optimal plan uses a minimal cover. With
+    ``cluster``, vectors that alone exceed a pool's GPUs, their site's power budget or the
+    service's GPU quota are cut as they grow (resources only grow along the walk)."""
     need = space.demand[service]
+    quota = space.max_gpus.get(service)
     out: list[dict[int, int]] = []
     by_site: dict[str, list[ServiceOption]] = {}
     for o in space.by_service[service]:
@@ -50,7 +57,7 @@ def minimal_covers(space: ServiceSpace, service: str) -> list[dict[int, int]]:
             * k
             for o, k in counts.items()
         ]
-        return sum(rates) >= need * (1 - 1e-12)
+        return sum(rates) >= need * (1 - COVER_TOL)
 
     def minimal(counts: dict[int, int]) -> bool:
         for o in counts:
@@ -59,19 +66,37 @@ def minimal_covers(space: ServiceSpace, service: str) -> list[dict[int, int]]:
                 return False
         return True
 
+    def fits(counts: dict[int, int]) -> bool:
+        if cluster is None:
+            return True
+        gpus: dict[str, int] = {}
+        watts = 0.0
+        for o, k in counts.items():
+            opt = space.options[o]
+            gpus[opt.group.pool] = gpus.get(opt.group.pool, 0) + k * opt.gpus
+            watts += k * opt.budget_w
+        if quota is not None and sum(gpus.values()) > quota:
+            return False
+        if any(n > cluster.pool(p).n_gpus for p, n in gpus.items()):
+            return False
+        site = next((space.options[o].site for o in counts), None)
+        return site is None or watts <= cluster.site(site).power_budget_mw * 1e6 * (1 + 1e-9)
+
     def walk(
         opts: list[ServiceOption], rest: list[tuple[float, float]], i: int, counts: dict[int, int]
     ) -> None:
+        if not fits(counts):
+            return
         have_p = sum(space.options[o].prefill_rps * k for o, k in counts.items())
         have_d = sum(space.options[o].decode_rps * k for o, k in counts.items())
-        if have_p >= need * (1 - 1e-12) and have_d >= need * (1 - 1e-12):
+        if have_p >= need * (1 - COVER_TOL) and have_d >= need * (1 - COVER_TOL):
             if minimal(counts):
                 out.append({o: k for o, k in counts.items() if k})
             return
         if (
             i == len(opts)
-            or have_p + rest[i][0] < need * (1 - 1e-12)
-            or have_d + rest[i][1] < need * (1 - 1e-12)
+            or have_p + rest[i][0] < need * (1 - COVER_TOL)
+            or have_d + rest[i][1] < need * (1 - COVER_TOL)
         ):
             return  # the remaining options cannot cover the demand
         opt = opts[i]
@@ -90,13 +115,15 @@ def minimal_covers(space: ServiceSpace, service: str) -> list[dict[int, int]]:
     return out
 
 
-def count_plans(space: Space) -> int:
-    """Plans the oracle would score."""
+def count_plans(space: Space, covers: list[list[dict[int, int]]] | None = None) -> int:
+    """Plans the oracle would score (``covers``: each service's minimal covers)."""
     total = 1
     for job in space.jobs:
         total *= sum(sum(1 for _ in splits(c)) for c in space.columns if c.job == job)
-    for svc in space.services.services:
-        total *= len(minimal_covers(space.services, svc))
+    if covers is None:
+        covers = [minimal_covers(space.services, s) for s in space.services.services]
+    for cover in covers:
+        total *= len(cover)
     return total
 
 
@@ -104,14 +131,16 @@ def exhaustive(
     problem: Problem, catalog: Catalog, space: Space, time_limit_s: float = 600.0
 ) -> tuple[Status, list[Choice] | None, dict[int, int] | None, int, str]:
     """(status, best choices, best engine counts, plans scored, explanation)."""
-    n = count_plans(space)
+    per_service = [
+        minimal_covers(space.services, svc, problem.cluster) for svc in space.services.services
+    ]
+    n = count_plans(space, per_service)
     if n > MAX_PLANS:
         return Status.ERROR, None, None, 0, f"{n} plans exceed the exhaustive limit of {MAX_PLANS}"
     per_job = [
         [Choice(c.index, s) for c in space.columns if c.job == job for s in splits(c)]
         for job in space.jobs
     ]
-    per_service = [minimal_covers(space.services, svc) for svc in space.services.services]
     sign = -1.0 if space.maximise else 1.0
     best: tuple[float, list[Choice], dict[int, int]] | None = None
     t0, scored = time.perf_counter(), 0

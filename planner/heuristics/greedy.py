@@ -191,7 +191,9 @@ def greedy_services(
                     opt = space.options[o]
                     use[opt.group.pool] = use.get(opt.group.pool, 0) + k * opt.gpus
                     draw += k * opt.budget_w
-                if any(free[q] < n for q, n in use.items()) or draw > watts[site]:
+                quota = space.max_gpus.get(svc)
+                over = quota is not None and sum(use.values()) > quota
+                if over or any(free[q] < n for q, n in use.items()) or draw > watts[site]:
                     continue
                 for o, k in cand:
                     counts[o] = counts.get(o, 0) + k

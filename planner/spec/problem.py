@@ -35,7 +35,7 @@ class Objective(Spec):
     deadline_h: float | None = Field(default=None, gt=0)
     serving_hours: float = Field(default=720.0, gt=0)
     """Hours of serving counted next to the training runs in the energy, carbon and cost
-    objectives (services run at their request rate for this long; default 30 days)."""
+    objectives (every engine counted at its goodput for this long; default 30 days)."""
 
 
 class Problem(Spec):

@@ -67,7 +67,9 @@ class Slo(Spec):
 
     ttft_ms: float = Field(gt=0)
     tpot_ms: float = Field(gt=0)
-    percentile: float = Field(default=90.0, gt=0, le=100)
+    percentile: float = Field(default=90.0, gt=0, lt=100)
+    """Share of requests (in %) that must meet both targets; below 100 (a tail percentile
+    of an unbounded distribution)."""
 
 
 class InferenceService(Spec):
@@ -84,7 +86,6 @@ class InferenceService(Spec):
     allowed_gpus: list[str] | None = None
     prefill_in_bubbles: bool = False
     """Whether its prefill may run inside training pipeline bubbles."""
-    weight: float = Field(default=1.0, gt=0)
     max_gpus: int | None = Field(default=None, gt=0)
     """Most GPUs the service may take (a quota)."""
     disaggregated: bool | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ortools.sat.python import cp_model
 
+from planner.costmodel.serving import COVER_TOL
 from planner.formulations.cpsat import scaling
 from planner.formulations.cpsat.variables import Variables, usage
 from planner.formulations.index import Index
@@ -58,7 +59,7 @@ class Constraints:
         svc, n = self.ix.svc, self.v.n
         for s in svc.services:
             opts = [svc.options[o] for o in svc.by_service[s]]
-            need = scaling.rate_right(svc.demand[s])
+            need = scaling.rate_right(svc.demand[s] * (1.0 - COVER_TOL))
             prefill = sum(scaling.rate_left(o.prefill_rps) * n[o.index] for o in opts)
             decode = sum(scaling.rate_left(o.decode_rps) * n[o.index] for o in opts)
             self.model.add(prefill >= need).with_name(f"serve_prefill_{s}")

@@ -4,7 +4,9 @@
   largest term keeps 9 significant digits; the bound is scaled back.
 * GPUs are integers already.
 * Serving rows in units of ``1 / RATE_RESOLUTION`` requests/s: engine goodput rounded down,
-  demand rounded up (conservative, as for power).
+  demand rounded up (conservative, as for power). Every backend, the checker and the oracle
+  accept a cover within ``COVER_TOL`` (relative 1e-6) of the demand, which is far wider than
+  this rounding, so the backends agree.
 * Power rows in whole watts, rounded up on the left and down on the right, so CP-SAT never
   accepts a plan the exact (MILP) row rejects; it may reject a plan within a few watts of a
   budget that the MILP accepts.
@@ -15,7 +17,7 @@ from __future__ import annotations
 import math
 
 OBJECTIVE_RESOLUTION = 1e9
-RATE_RESOLUTION = 1e6
+RATE_RESOLUTION = 1e9
 
 
 def objective_scale(coefs: list[float]) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pulp
 
+from planner.costmodel.serving import COVER_TOL
 from planner.formulations.index import Index
 from planner.formulations.milp.variables import Variables, usage
 
@@ -59,8 +60,9 @@ class Constraints:
             opts = [svc.options[o] for o in svc.by_service[s]]
             prefill = pulp.lpSum(o.prefill_rps * n[o.index] for o in opts if o.prefill_rps)
             decode = pulp.lpSum(o.decode_rps * n[o.index] for o in opts if o.decode_rps)
-            self.prob += prefill >= svc.demand[s], f"serve_prefill_{s}"
-            self.prob += decode >= svc.demand[s], f"serve_decode_{s}"
+            need = svc.demand[s] * (1.0 - COVER_TOL)
+            self.prob += prefill >= need, f"serve_prefill_{s}"
+            self.prob += decode >= need, f"serve_decode_{s}"
 
     def _one_site(self) -> None:
         # one_site[s]: a service runs in one site; site_link[o]: n[o] <= upper[o] y[s, site]
