@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from planner.catalog import Catalog
 from planner.costmodel.inference import (
     kv_cache_bytes_per_gpu,
     prefill_time_s,
@@ -23,7 +24,8 @@ from planner.simulate import Timeline
 from planner.spec.cluster import Cluster
 from planner.spec.hardware import GpuSpec
 from planner.spec.model import ModelSpec
-from planner.spec.plan import TrainingConfig
+from planner.spec.plan import Plan, TrainingConfig
+from planner.spec.problem import Problem
 from planner.spec.workload import InferenceService
 from planner.units import GIB
 
@@ -137,18 +139,73 @@ def harvest(
     return h
 
 
-def _waits(h: Harvest, iteration_s: float) -> dict[str, float]:
-    """Wait from arrival to the next free prefill slot, for arrivals spread evenly over an
+def slot_waits(h: Harvest, iteration_s: float) -> list[float]:
+    """Wait from arrival to the next prefill slot, for arrivals spread evenly over an
     iteration (iterations repeat; demand below capacity)."""
     starts = sorted(s.start for s in h.slots)
     if not starts:
-        return {}
+        return []
     waits = []
     for k in range(2000):
         t = iteration_s * k / 2000
         nxt = next((s for s in starts if s >= t), starts[0] + iteration_s)
         waits.append(nxt - t)
-    return {f"p{q}": _percentile(waits, q) for q in (50, 90, 99)}
+    return waits
+
+
+def _waits(h: Harvest, iteration_s: float) -> dict[str, float]:
+    waits = slot_waits(h, iteration_s)
+    return {f"p{q}": _percentile(waits, q) for q in (50, 90, 99)} if waits else {}
+
+
+BUBBLE_LOAD = 0.8
+"""Share of the harvested prefill capacity a plan may credit to a service: arrivals are not
+evenly spread, so slots near full would queue (the wait figures assume demand below
+capacity)."""
+
+
+@dataclass(frozen=True)
+class Credit:
+    """Prefill demand a service may send to one training job's bubbles."""
+
+    service: str
+    job: str
+    rps: float
+    harvest: Harvest
+    ttft_s: float
+    """TTFT at the service's percentile for a request served in a bubble (wait + prefill)."""
+
+
+def bubble_credit(
+    problem: Problem, plan: Plan, catalog: Catalog, service: InferenceService
+) -> Credit | None:
+    """The best prefill credit for ``service`` from the bubbles of ``plan``'s training jobs:
+    each job's iteration replayed (:mod:`planner.simulate`), its bubbles filled with the
+    service's prefills (:func:`harvest`), kept if a bubble-served request meets the TTFT
+    target at the service's percentile; the credit is ``BUBBLE_LOAD`` of the capacity,
+    at most the demand. None if no job qualifies."""
+    from planner.costmodel.training import evaluate_training
+    from planner.simulate import simulate
+
+    if not service.prefill_in_bubbles:
+        return None
+    model = catalog.model(service.model)
+    best: Credit | None = None
+    for cfg in plan.training:
+        job = problem.workloads.training_job(cfg.job)
+        m = evaluate_training(job, catalog.model(job.model), cfg, problem.cluster, catalog.gpus)
+        tl = simulate(cfg, m)
+        h = harvest(cfg, m, tl, service, model, problem.cluster, catalog.gpus)
+        waits = slot_waits(h, tl.iteration_s)
+        if not waits or h.capacity_rps <= 0:
+            continue
+        ttft = _percentile(waits, service.slo.percentile) + h.prefill_s
+        if ttft > service.slo.ttft_ms / 1e3:
+            continue
+        rps = min(BUBBLE_LOAD * h.capacity_rps, service.arrival_rate_rps)
+        if best is None or rps > best.rps:
+            best = Credit(service.id, cfg.job, rps, h, ttft)
+    return best
 
 
 def prefills_fit(h: Harvest, timeline: Timeline, guard_s: float = GUARD_S) -> bool:

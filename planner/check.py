@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from planner.bubbles import bubble_credit
 from planner.catalog import Catalog, default_catalog
 from planner.costmodel.energy import provisioned_by_pool_w
 from planner.costmodel.metrics import ServingMetrics
 from planner.costmodel.placement import PlacementError, resolve_placement
 from planner.costmodel.service import evaluate_serving
 from planner.costmodel.training import evaluate_training
-from planner.spec.plan import EngineRole, Plan
+from planner.spec.plan import EngineRole, Plan, ServingConfig
 from planner.spec.problem import Objective, Problem
+from planner.spec.workload import InferenceService
 
 
 def violations(
@@ -134,6 +136,28 @@ def _serving(
                 out.append(f"{where}: colocated engines in a disaggregated service")
             if svc.disaggregated is False and g.role is not EngineRole.COLOCATED:
                 out.append(f"{where}: {g.role.value} engines in a colocated service")
+        if cfg.prefill_in_bubbles_rps > 0:
+            out.extend(f"{where}: {w}" for w in _bubble_rules(problem, plan, cat, svc, cfg))
         if svc.max_gpus is not None and cfg.n_gpus > svc.max_gpus:
             out.append(f"{where}: {cfg.n_gpus} GPUs, over max_gpus {svc.max_gpus}")
         out.extend(f"{where}: {w}" for w in m.warnings)
+
+
+def _bubble_rules(
+    problem: Problem, plan: Plan, cat: Catalog, svc: InferenceService, cfg: ServingConfig
+) -> list[str]:
+    """A prefill credit needs an eligible service, a planned training job, and bubbles that
+    hold it (the job's iteration replayed again)."""
+    if not svc.prefill_in_bubbles:
+        return ["credits prefill to bubbles, but the service is not prefill_in_bubbles"]
+    job = next((c for c in plan.training if c.job == cfg.bubble_job), None)
+    if job is None:
+        return [f"credits prefill to the bubbles of {cfg.bubble_job!r}, which is not planned"]
+    credit = bubble_credit(problem, Plan(training=[job]), cat, svc)
+    have = credit.rps if credit is not None else 0.0
+    if have < cfg.prefill_in_bubbles_rps * (1 - 1e-6):
+        return [
+            f"credits {cfg.prefill_in_bubbles_rps:.3f} req/s to the bubbles of "
+            f"{cfg.bubble_job!r}; they hold {have:.3f} within the TTFT target"
+        ]
+    return []

@@ -76,6 +76,13 @@ class ServiceSpace:
     services: list[str] = field(default_factory=list)
     by_service: dict[str, list[int]] = field(default_factory=dict)
     demand: dict[str, float] = field(default_factory=dict)
+    bubbles: dict[str, tuple[str, float]] = field(default_factory=dict)
+    """Per service, the training job whose bubbles serve part of its prefill and the rate."""
+
+    def prefill_demand(self, service: str) -> float:
+        """Prefill demand left for the engines after the bubbles' share."""
+        return max(0.0, self.demand[service] - self.bubbles.get(service, ("", 0.0))[1])
+
     max_gpus: dict[str, int] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
 
@@ -212,7 +219,12 @@ def configs_from_counts(space: ServiceSpace, counts: dict[int, int]) -> list[Ser
             if counts.get(o, 0) > 0
         ]
         if groups:
-            out.append(ServingConfig(service=svc, engines=groups))
+            job, rps = space.bubbles.get(svc, (None, 0.0))
+            out.append(
+                ServingConfig(
+                    service=svc, engines=groups, prefill_in_bubbles_rps=rps, bubble_job=job
+                )
+            )
     return out
 
 

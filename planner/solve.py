@@ -13,6 +13,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from planner.bubbles import bubble_credit
 from planner.candidates import MAXIMISE, Search, Space
 from planner.catalog import Catalog, default_catalog
 from planner.check import violations
@@ -281,25 +282,27 @@ SERVICES_FREE = (ObjectiveKind.THROUGHPUT, ObjectiveKind.GOODPUT, ObjectiveKind.
 """Objectives in which services are constraints only (their engines add no value)."""
 
 
-def _fewest_serving_gpus(
+def _fixed_training(
     problem: Problem,
-    cat: Catalog,
     space: Space,
     choices: list[Choice],
     counts: dict[int, int],
+    services: ServiceSpace,
+    goal: Objective,
     mod: Any,
     opts: SolveOptions,
 ) -> tuple[list[Choice], dict[int, int]] | None:
-    """Lexicographic second stage: with the training columns fixed to ``choices`` (so the
-    training objective is unchanged), the fewest GPUs for the services. Returns choices in
-    ``space``'s column numbering and the new engine counts, or None if the stage fails."""
-    fixed = [replace(space.columns[c.column], index=i) for i, c in enumerate(choices)]
-    goal = space.objective.model_copy(update={"kind": ObjectiveKind.GPUS})
-    services = service_options(problem.workloads.inference, problem.cluster, cat, goal)
-    # Training GPUs are constant now: only the engines' GPUs are left to minimise.
+    """A second stage under ``goal`` with the training columns fixed to ``choices`` (their
+    objective terms zeroed: only the services' terms of ``services`` are left). Returns choices in
+    ``space``'s column numbering and the engine counts, or None if the stage fails."""
     fixed = [
-        replace(col, const=0.0, coef=tuple(tuple(0.0 for _ in r) for r in col.coef))
-        for col in fixed
+        replace(
+            space.columns[c.column],
+            index=i,
+            const=0.0,
+            coef=tuple(tuple(0.0 for _ in r) for r in space.columns[c.column].coef),
+        )
+        for i, c in enumerate(choices)
     ]
     second = Space(fixed, goal, list(space.jobs), services=services)
     built = mod.build(second, problem.cluster)
@@ -307,9 +310,50 @@ def _fewest_serving_gpus(
     raw = mod.solve(built, opts)
     if raw.status not in (Status.OPTIMAL, Status.FEASIBLE):
         return None
-    picked = mod.decode(built, raw)
-    back = [Choice(choices[c.column].column, c.stages) for c in picked]
+    back = [Choice(choices[c.column].column, c.stages) for c in mod.decode(built, raw)]
     return back, mod.decode_counts(built, raw)
+
+
+def _serving_stage(
+    problem: Problem,
+    cat: Catalog,
+    space: Space,
+    choices: list[Choice],
+    counts: dict[int, int],
+    mod: Any,
+    opts: SolveOptions,
+    stats: dict[str, Any],
+) -> tuple[list[Choice], dict[int, int], ServiceSpace, bool] | None:
+    """After the joint solve, with the training plan fixed: credit eligible services' prefill
+    to the plan's pipeline bubbles (BubbleTea; :func:`planner.bubbles.bubble_credit`), and,
+    where services add nothing to the objective, use the fewest GPUs for them. Returns the
+    choices, the engine counts, the services they refer to, and whether the objective may
+    have changed (bubbles under an energy-like objective), or None when nothing applies."""
+    kind = space.objective.kind
+    free = kind in SERVICES_FREE
+    plan_ = plan_from_choices(space, choices, counts)
+    bubbles: dict[str, tuple[str, float]] = {}
+    for svc in problem.workloads.inference:
+        credit = bubble_credit(problem, plan_, cat, svc) if plan_.training else None
+        if credit is not None and credit.rps > 0:
+            bubbles[svc.id] = (credit.job, credit.rps)
+            stats.setdefault("prefill_in_bubbles", {})[svc.id] = {
+                "job": credit.job,
+                "rps": credit.rps,
+                "capacity_rps": credit.harvest.capacity_rps,
+                "ttft_s": credit.ttft_s,
+            }
+    if not bubbles and not free:
+        return None
+    goal = (
+        space.objective.model_copy(update={"kind": ObjectiveKind.GPUS}) if free else space.objective
+    )
+    services = service_options(problem.workloads.inference, problem.cluster, cat, goal)
+    services.bubbles = bubbles
+    found = _fixed_training(problem, space, choices, counts, services, goal, mod, opts)
+    if found is None:
+        return None
+    return found[0], found[1], services, bool(bubbles) and not free
 
 
 def _formulation(
@@ -334,24 +378,34 @@ def _formulation(
     choices = mod.decode(built, raw) if found else None
     counts = mod.decode_counts(built, raw) if found else None
     stats = {**raw.stats, "enumerate_s": enum_s, "solver_s": raw.wall_s}
-    if choices is not None and counts and space.objective.kind in SERVICES_FREE:
+    status, bound, explanation = raw.status, raw.bound, ""
+    if choices is not None and counts:
         left = max(1.0, opts.time_limit_s - raw.wall_s)
-        better = _fewest_serving_gpus(
-            problem, cat, space, choices, counts, mod, replace(opts, time_limit_s=left)
+        staged = _serving_stage(
+            problem, cat, space, choices, counts, mod, replace(opts, time_limit_s=left), stats
         )
-        if better is not None:
-            choices, counts = better
+        if staged is not None:
+            choices, counts, services, moved = staged
+            space = replace(space, services=services)
             stats["serving_second_stage"] = True
+            if moved:
+                # Bubbles lowered the services' term below what the joint solve bounded.
+                status, bound = Status.FEASIBLE, None
+                explanation = (
+                    "prefill in training bubbles: the training plan was fixed first, then the "
+                    "services re-planned with the bubbles' share; no bound covers that order"
+                )
     return finish(
         problem,
         cat,
         space,
         choices,
-        raw.status,
+        status,
         mod.BACKEND,
-        raw.bound,
+        bound,
         time.perf_counter() - t0,
         stats,
+        explanation,
         counts=counts,
     )
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 
+from planner.check import violations
 from planner.costmodel.inference import weights_bytes_per_gpu
 from planner.costmodel.kernels import hbm_rate
 from planner.costmodel.service import engine_model, goodput_rps
@@ -247,3 +248,22 @@ def test_services_only_minimise_gpus(catalog) -> None:
     m = result.serving[0]
     assert m.goodput_rps >= m.rate_rps
     assert m.ttft_s <= problem.workloads.inference[0].slo.ttft_ms / 1e3
+
+
+def test_prefill_in_bubbles_credits_the_training_plan(catalog) -> None:
+    """The joint plan (issue 5): the service's prefill is credited to the training job's
+    bubbles, its engines shrink accordingly, the plan re-verifies (the checker replays the
+    iteration again), and a credit beyond what the bubbles hold is rejected."""
+    problem = load(ROOT / "instances" / "geo-2site-prefill-bubbles.yaml")
+    without = problem.model_copy(update={"plan": None})
+    result = plan(without, catalog, backend="milp")
+    assert result.ok
+    cfg = result.plan.serving[0]
+    assert cfg.prefill_in_bubbles_rps > 0 and cfg.bubble_job == "llama3-70b-geo"
+    assert result.stats["prefill_in_bubbles"]["chat-8b"]["ttft_s"] <= 0.5
+    assert violations(problem, result.plan, catalog) == []
+    m = result.serving[0]
+    assert m.prefill_capacity_rps >= m.rate_rps
+    too_much = cfg.model_copy(update={"prefill_in_bubbles_rps": 1e5})
+    bad = result.plan.model_copy(update={"serving": [too_much]})
+    assert any("bubbles" in v for v in violations(problem, bad, catalog))

@@ -213,6 +213,9 @@ class ServingMetrics(Frozen):
     site: str
     rate_rps: float
     prefill_capacity_rps: float
+    """Engines' prefill goodput plus the bubbles' share."""
+    bubble_prefill_rps: float = 0.0
+    """Prefill demand served in training bubbles (``ServingConfig.prefill_in_bubbles_rps``)."""
     decode_capacity_rps: float
     goodput_rps: float
     """Highest request rate the engines serve within the SLO (min of the two phases)."""

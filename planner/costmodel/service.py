@@ -233,13 +233,17 @@ def evaluate_serving(
     prefill_cap = sum(g.count * cap for g, *_, cap in groups if g.role is not EngineRole.DECODE)
     decode_cap = sum(g.count * cap for g, *_, cap in groups if g.role is not EngineRole.PREFILL)
     rate = service.arrival_rate_rps
+    bubbles = cfg.prefill_in_bubbles_rps
     out: list[EngineMetrics] = []
     prov = peak = avg = 0.0
     at_cap: dict[str, float] = {}
     at_demand: dict[str, float] = {}
     for g, pool, gpu, em, cap in groups:
         served = decode_cap if g.role is EngineRole.DECODE else prefill_cap
-        load = rate * cap / served if served > 0 and cap > 0 else 0.0
+        # Prefill engines share what the bubbles leave; a colocated engine is loaded at its
+        # share of the whole rate (its decode share; conservative for its prefill).
+        demand = max(0.0, rate - bubbles) if g.role is EngineRole.PREFILL else rate
+        load = demand * cap / served if served > 0 and cap > 0 else 0.0
         lat = em.latency(load) if load > 0 else em.latency(1e-9)
         p, k, a = engine_power(gpu, pool, g, em, load, cap)
         a_cap = capacity_power_w(gpu, pool, g, em, cap)
@@ -272,7 +276,7 @@ def evaluate_serving(
                 capacity_w=a_cap,
             )
         )
-    goodput = min(prefill_cap, decode_cap)
+    goodput = min(prefill_cap + bubbles, decode_cap)
     if goodput < rate * (1 - COVER_TOL):
         warnings.append(
             f"capacity {goodput:.3f} req/s under the SLO is below the demand {rate:g} req/s"
@@ -287,7 +291,8 @@ def evaluate_serving(
         n_gpus=n_gpus,
         site=sites[0] if len(sites) == 1 else ",".join(sites),
         rate_rps=rate,
-        prefill_capacity_rps=prefill_cap,
+        prefill_capacity_rps=prefill_cap + bubbles,
+        bubble_prefill_rps=bubbles,
         decode_capacity_rps=decode_cap,
         goodput_rps=goodput,
         goodput_per_gpu=goodput / n_gpus if n_gpus else 0.0,

@@ -44,6 +44,7 @@ def minimal_covers(
     ``cluster``, vectors that alone exceed a pool's GPUs, their site's power budget or the
     service's GPU quota are cut as they grow (resources only grow along the walk)."""
     need = space.demand[service]
+    need_prefill = space.prefill_demand(service)
     quota = space.max_gpus.get(service)
     out: list[dict[int, int]] = []
     by_site: dict[str, list[ServiceOption]] = {}
@@ -57,7 +58,8 @@ def minimal_covers(
             * k
             for o, k in counts.items()
         ]
-        return sum(rates) >= need * (1 - COVER_TOL)
+        goal = need_prefill if attr == "prefill_rps" else need
+        return sum(rates) >= goal * (1 - COVER_TOL)
 
     def minimal(counts: dict[int, int]) -> bool:
         for o in counts:
@@ -89,13 +91,13 @@ def minimal_covers(
             return
         have_p = sum(space.options[o].prefill_rps * k for o, k in counts.items())
         have_d = sum(space.options[o].decode_rps * k for o, k in counts.items())
-        if have_p >= need * (1 - COVER_TOL) and have_d >= need * (1 - COVER_TOL):
+        if have_p >= need_prefill * (1 - COVER_TOL) and have_d >= need * (1 - COVER_TOL):
             if minimal(counts):
                 out.append({o: k for o, k in counts.items() if k})
             return
         if (
             i == len(opts)
-            or have_p + rest[i][0] < need * (1 - COVER_TOL)
+            or have_p + rest[i][0] < need_prefill * (1 - COVER_TOL)
             or have_d + rest[i][1] < need * (1 - COVER_TOL)
         ):
             return  # the remaining options cannot cover the demand

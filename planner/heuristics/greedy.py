@@ -170,12 +170,15 @@ def greedy_services(
             here = [o for o in opts if o.site == site]
             picks: list[list[tuple[int, int]]] = []
             for attr in ("prefill_rps", "decode_rps"):
+                goal = space.prefill_demand(svc) if attr == "prefill_rps" else need
                 role = [
                     o for o in here if getattr(o, attr) > 0 and o.group.role.value != "colocated"
                 ]
-                if role:
+                if goal <= 0:
+                    picks.append([])
+                elif role:
                     best = max(role, key=lambda o: (_rate(o, attr) / o.gpus, -o.index))
-                    picks.append([(best.index, math.ceil(need / _rate(best, attr) - 1e-9))])
+                    picks.append([(best.index, math.ceil(goal / _rate(best, attr) - 1e-9))])
             together = [o for o in here if o.group.role.value == "colocated"]
             candidates: list[list[tuple[int, int]]] = []
             if len(picks) == 2:

@@ -151,6 +151,10 @@ class ServingConfig(Spec):
 
     service: str
     engines: list[EngineGroup] = Field(min_length=1)
+    prefill_in_bubbles_rps: float = Field(default=0.0, ge=0)
+    """Prefill demand served in the pipeline bubbles of training job ``bubble_job``
+    (BubbleTea); the engines' prefill capacity covers the rest."""
+    bubble_job: str | None = None
 
     @property
     def n_gpus(self) -> int:

@@ -60,9 +60,10 @@ class Constraints:
         for s in svc.services:
             opts = [svc.options[o] for o in svc.by_service[s]]
             need = scaling.rate_right(svc.demand[s] * (1.0 - COVER_TOL))
+            need_prefill = scaling.rate_right(svc.prefill_demand(s) * (1.0 - COVER_TOL))
             prefill = sum(scaling.rate_left(o.prefill_rps) * n[o.index] for o in opts)
             decode = sum(scaling.rate_left(o.decode_rps) * n[o.index] for o in opts)
-            self.model.add(prefill >= need).with_name(f"serve_prefill_{s}")
+            self.model.add(prefill >= need_prefill).with_name(f"serve_prefill_{s}")
             self.model.add(decode >= need).with_name(f"serve_decode_{s}")
 
     def _one_site(self) -> None:

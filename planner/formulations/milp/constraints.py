@@ -61,7 +61,7 @@ class Constraints:
             prefill = pulp.lpSum(o.prefill_rps * n[o.index] for o in opts if o.prefill_rps)
             decode = pulp.lpSum(o.decode_rps * n[o.index] for o in opts if o.decode_rps)
             need = svc.demand[s] * (1.0 - COVER_TOL)
-            self.prob += prefill >= need, f"serve_prefill_{s}"
+            self.prob += prefill >= svc.prefill_demand(s) * (1.0 - COVER_TOL), f"serve_prefill_{s}"
             self.prob += decode >= need, f"serve_decode_{s}"
 
     def _one_site(self) -> None:
