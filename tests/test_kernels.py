@@ -84,7 +84,11 @@ def test_pipeline_bubbles():
     assert pipeline_time([t] * p, m, 1) == pytest.approx((m + p - 1) * t)
     assert pipeline_time([t] * p, m, 2) == pytest.approx(m * t + (p - 1) * t / 2)
     assert bubble_fraction(p, m, 1) == pytest.approx((p - 1) / (m + p - 1))
-    # A slow link sets the steady-state period.
-    assert pipeline_time([t] * p, m, 1, period_s=2.0) == pytest.approx(m * 2.0 + (p - 1) * t)
+    # A slow link sets the steady-state period: the last micro-batch leaves its slot (m-1)
+    # periods after the first and still crosses every device.
+    assert pipeline_time([t] * p, m, 1, period_s=2.0) == pytest.approx((m - 1) * 2.0 + p * t)
+    # Below the period a slower device does not lengthen the steady state.
+    slow = pipeline_time([t, t, 1.5 * t, t], m, 1, period_s=2.0)
+    assert slow == pytest.approx((m - 1) * 2.0 + 4.5 * t)
     # Uneven stages: the slowest stage paces the steady state.
     assert pipeline_time([1.0, 2.0, 1.0], 8, 1) == pytest.approx(8 * 2.0 + 2.0)
