@@ -10,9 +10,10 @@ For equal stages this is ``(m + (p - 1)/v) T``: the 1F1B/GPipe bubble ``(p-1)/m`
 interleaved bubble ``(p-1)/(v m)`` of Narayanan et al. 2021 (Sec. 2.2). When a link sets the
 period (``P > max_d T_d``), the last micro-batch leaves its slot ``(m - 1) P`` after the first
 and still crosses every device: ``(m - 1) P + sum_d T_d`` for ``v = 1``; a slower device
-below the period never lengthens the iteration's steady state, only its fill and drain. ``t_fill`` adds the
-first micro-batch's point-to-point transfers (size / bandwidth + latency) on every boundary
-crossing of the fill and the drain. GPipe and 1F1B take the same time; they differ in memory.
+below the period never lengthens the iteration's steady state, only its fill and drain.
+``t_fill`` adds the first micro-batch's point-to-point transfers (size / bandwidth + latency)
+on every boundary crossing of the fill and the drain. GPipe and 1F1B take the same time;
+they differ in memory.
 """
 
 from __future__ import annotations

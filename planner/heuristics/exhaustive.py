@@ -36,13 +36,17 @@ def splits(col: Column) -> Iterator[tuple[int, ...]]:
 
 
 def minimal_covers(
-    space: ServiceSpace, service: str, cluster: Cluster | None = None
+    space: ServiceSpace,
+    service: str,
+    cluster: Cluster | None = None,
+    deadline: float | None = None,
 ) -> list[dict[int, int]]:
     """Every engine count vector of one service, in one site, that covers both demands and
     loses coverage if any one engine is removed. Every objective values engines at >= 0 and
     engines only consume GPUs and power, so some optimal plan uses a minimal cover. With
     ``cluster``, vectors that alone exceed a pool's GPUs, their site's power budget or the
-    service's GPU quota are cut as they grow (resources only grow along the walk)."""
+    service's GPU quota are cut as they grow (resources only grow along the walk). Raises
+    TimeoutError past ``deadline`` (a ``time.perf_counter()`` value)."""
     need = space.demand[service]
     need_prefill = space.prefill_demand(service)
     quota = space.max_gpus.get(service)
@@ -87,6 +91,8 @@ def minimal_covers(
     def walk(
         opts: list[ServiceOption], rest: list[tuple[float, float]], i: int, counts: dict[int, int]
     ) -> None:
+        if deadline is not None and time.perf_counter() > deadline:
+            raise TimeoutError
         if not fits(counts):
             return
         have_p = sum(space.options[o].prefill_rps * k for o, k in counts.items())
@@ -133,9 +139,20 @@ def exhaustive(
     problem: Problem, catalog: Catalog, space: Space, time_limit_s: float = 600.0
 ) -> tuple[Status, list[Choice] | None, dict[int, int] | None, int, str]:
     """(status, best choices, best engine counts, plans scored, explanation)."""
-    per_service = [
-        minimal_covers(space.services, svc, problem.cluster) for svc in space.services.services
-    ]
+    t0 = time.perf_counter()
+    try:
+        per_service = [
+            minimal_covers(space.services, svc, problem.cluster, t0 + time_limit_s)
+            for svc in space.services.services
+        ]
+    except TimeoutError:
+        return (
+            Status.TIME_LIMIT_NO_SOLUTION,
+            None,
+            None,
+            0,
+            "time limit while listing engine covers",
+        )
     n = count_plans(space, per_service)
     if n > MAX_PLANS:
         return Status.ERROR, None, None, 0, f"{n} plans exceed the exhaustive limit of {MAX_PLANS}"
