@@ -267,3 +267,27 @@ def test_prefill_in_bubbles_credits_the_training_plan(catalog) -> None:
     too_much = cfg.model_copy(update={"prefill_in_bubbles_rps": 1e5})
     bad = result.plan.model_copy(update={"serving": [too_much]})
     assert any("bubbles" in v for v in violations(problem, bad, catalog))
+
+
+def test_engine_physics_matches_h100_measurements(catalog) -> None:
+    """Per-layer prefill and decode times of a Llama 3 8B-shaped stack measured on one H100
+    (planner/calibrate/serve_bench.py; decode replayed as a CUDA graph, as serving engines
+    run it; data/measured/serving_h100_2026-11-22.json) against the engine model with the
+    catalog's H100 constants: decode within 6% for batch 1-256 and context 1k-4k, prefill
+    within 10% from 512 tokens (shorter prompts leave SMs idle: -17% at 128 tokens)."""
+    import json
+
+    from planner.costmodel import kernels
+
+    doc = json.loads((ROOT / "data" / "measured" / "serving_h100_2026-11-22.json").read_text())
+    run = doc["runs"][0]
+    model, gpu = catalog.model(run["model"]), catalog.gpus["h100-sxm-80gb"]
+    eng = engine(model, gpu, POOL.model_copy(update={"gpu": gpu.id}), 1, 1)
+    head = kernels.gemm_time(gpu, 1, model.vocab_size, model.hidden_size, eng.precision).total_s
+    for p in run["prefill"]:
+        if p["tokens"] >= 512:
+            per_layer = (eng.prefill_s(p["tokens"]) - head) / model.n_layers
+            assert per_layer == pytest.approx(p["layer_s"], rel=0.10), p
+    for d in run["decode"]:
+        kernel, comm = eng.layer_step(d["batch"], d["batch"] * d["context"], False)
+        assert kernel.total_s + comm == pytest.approx(d["layer_s"], rel=0.06), d

@@ -175,7 +175,7 @@ class Engine:
 
     # decode ----------------------------------------------------------------------------
 
-    def _layer_step(self, batch: float, context: float, moe: bool) -> tuple[KernelTime, float]:
+    def layer_step(self, batch: float, context: float, moe: bool) -> tuple[KernelTime, float]:
         m, g, tp, c = self.model, self.gpu, self.tp, self.clock
         h, prec = m.hidden_size, self.precision
         t = kernels.gemm_time(g, batch, (m.n_heads + 2 * m.kv_heads) * m.dh / tp, h, prec, c)
@@ -208,8 +208,8 @@ class Engine:
         if batch <= 0:
             return KernelTime(), 0.0
         m = self.model
-        dense = self._layer_step(batch, context, False)
-        moe = self._layer_step(batch, context, True) if m.moe is not None else dense
+        dense = self.layer_step(batch, context, False)
+        moe = self.layer_step(batch, context, True) if m.moe is not None else dense
         n_moe = self.n_moe_layers
         kernel = dense[0].scaled(m.n_layers - n_moe) + moe[0].scaled(n_moe)
         comm = dense[1] * (m.n_layers - n_moe) + moe[1] * n_moe
