@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from planner import check
 from planner.catalog import Catalog, default_catalog
@@ -20,8 +20,14 @@ from planner.solution import evaluate_services
 from planner.solve import plan
 from planner.spec.plan import Plan
 from planner.spec.problem import Problem
+from planner.spec.workload import InferenceService
 from planner.stagecaps import DEFAULT_TOLERANCE, StageCapReport, apply_stage_caps
 from planner.validation import RunResult, summarise, validate_file
+
+if TYPE_CHECKING:
+    from planner.bench import BenchReport
+    from planner.launchers import ExportFile
+    from planner.sweep import SweepResult
 
 
 def evaluate(
@@ -106,9 +112,29 @@ def simulate_serving(
     rows = []
     for cfg in configs:
         svc = problem.workloads.service(cfg.service)
-        res = simulate_service(svc, cfg, problem.cluster, cat, requests=requests, seed=seed)
+        bubble = None
+        if cfg.prefill_in_bubbles_rps > 0 and problem.plan is not None:
+            bubble = _bubble_ttfts(problem, cat, svc, cfg.bubble_job)
+        res = simulate_service(
+            svc, cfg, problem.cluster, cat, requests=requests, seed=seed, bubble_ttft_s=bubble
+        )
         rows.append({"service": svc.id, **res.to_json(), "target": svc.slo.percentile / 100.0})
     return rows
+
+
+def _bubble_ttfts(
+    problem: Problem, cat: Catalog, svc: InferenceService, job: str | None
+) -> list[float] | None:
+    """TTFT samples (slot wait + prefill) of a request prefilled in ``job``'s bubbles."""
+    from planner.bubbles import bubble_credit, slot_waits
+
+    assert problem.plan is not None
+    training = [c for c in problem.plan.training if c.job == job]
+    credit = bubble_credit(problem, Plan(training=training), cat, svc)
+    if credit is None:
+        return None
+    waits = slot_waits(credit.harvest, credit.harvest.iteration_s)
+    return [w + credit.harvest.prefill_s for w in waits]
 
 
 def validate_runs(path: str | Path, catalog: Catalog | None = None) -> dict[str, object]:
@@ -136,6 +162,7 @@ def simulate(
     of the plan ``plan`` finds), next to the cost model's iteration time. ``timeline`` writes
     a Gantt chart of each (``name.png``, then ``name-2.png``, ...)."""
     from planner.bubbles import harvest
+    from planner.simulate import link_utilisation
     from planner.simulate import simulate as replay
     from planner.spec.base import WanSharing
 
@@ -174,6 +201,7 @@ def simulate(
                 "difference": tl.iteration_s / m.iteration_time_s - 1.0,
                 "utilisation": [tl.utilisation(d) for d in range(cfg.pp)],
                 "link_busy_s": tl.link_busy_s,
+                "wan_links": link_utilisation(tl, m),
             }
         )
     return rows
@@ -213,13 +241,107 @@ def violations(problem: Problem, plan: Plan, catalog: Catalog | None = None) -> 
     return check.violations(problem, plan, catalog)
 
 
+def validate(path: str | Path, catalog: Catalog | None = None) -> dict[str, object]:
+    """The cost model against measured runs (``planner validate``; same as
+    :func:`validate_runs`)."""
+    return validate_runs(path, catalog)
+
+
+def export(problem: Problem, to: str, catalog: Catalog | None = None) -> list[ExportFile]:
+    """Launch files of ``problem.plan`` for ``to`` (megatron, deepspeed, torchrun, slurm or
+    vllm; :mod:`planner.launch`). Raises :class:`PlannerInputError` without a plan."""
+    from planner.launch import FORMATS
+    from planner.launchers import render
+
+    if to not in FORMATS:
+        raise PlannerInputError(
+            [InputProblem("<command line>", "--to", f"unknown format {to!r}", ", ".join(FORMATS))]
+        )
+    if problem.plan is None or not (problem.plan.training or problem.plan.serving):
+        raise PlannerInputError(
+            [
+                InputProblem(
+                    "<input>",
+                    "plan",
+                    "no plan to export",
+                    "a saved `planner plan --out` result or a plan: section",
+                )
+            ]
+        )
+    return render(problem, to, catalog)
+
+
+def explain(
+    problem: Problem,
+    catalog: Catalog | None = None,
+    backend: str = "milp",
+    options: SolveOptions | None = None,
+    alternatives: bool = True,
+) -> dict[str, Any]:
+    """Why the plan is what it is: binding constraints, each job's bottleneck and the
+    next-best alternatives (:mod:`planner.explanation`)."""
+    from planner.explanation import explain as why
+
+    return why(problem, catalog, backend, options, alternatives)
+
+
+def input_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schema of an input file and of each section (:mod:`planner.schema`)."""
+    from planner.schema import schemas
+
+    return schemas()
+
+
+def bench(
+    paths: list[str | Path],
+    backends: list[str] | None = None,
+    tiers: list[str] | None = None,
+    repeat: int = 3,
+    baselines: list[str] | None = None,
+    options: SolveOptions | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BenchReport:
+    """Every instance under ``paths`` (of ``tiers``) x backend, ``repeat`` times, with the
+    plans of the baselines (:mod:`planner.heuristics.baselines`) and how much better each
+    backend's plan is (:mod:`planner.bench`)."""
+    from planner.bench import bench as run
+    from planner.heuristics.baselines import BASELINES
+
+    chosen = list(BASELINES) if baselines is None else baselines
+    return run(paths, backends or ["milp"], tiers, repeat, chosen, None, options, progress)
+
+
+def what_if(
+    inputs: list[str | Path],
+    vary: list[str],
+    backend: str = "milp",
+    workers: int | None = None,
+    ray: str | None = None,
+    time_limit_s: float = 60.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> SweepResult:
+    """A what-if grid: every combination of the ``vary`` fields (``FIELD=V1,V2,...``) over the
+    merged ``inputs``, solved in local processes or as Ray tasks (:mod:`planner.sweep`)."""
+    from planner.sweep import parse_vary
+    from planner.sweep import sweep as run
+
+    varies = [parse_vary(v) for v in vary]
+    return run(inputs, varies, backend, workers, ray, time_limit_s, progress)
+
+
 __all__ = [
+    "bench",
     "describe",
     "evaluate",
+    "explain",
+    "export",
+    "input_schemas",
     "pareto",
     "plan",
     "simulate",
     "stage_caps",
+    "validate",
     "validate_runs",
     "violations",
+    "what_if",
 ]

@@ -510,9 +510,14 @@ class Prepared:
 
 
 def prepare(
-    problem: Problem, catalog: Catalog, objective: Objective, max_subsets: int = 3
+    problem: Problem,
+    catalog: Catalog,
+    objective: Objective,
+    max_subsets: int = 3,
+    modes: tuple[str, ...] | None = None,
 ) -> Prepared:
-    """The pairs of every training job of ``problem`` under ``objective``."""
+    """The pairs of every training job of ``problem`` under ``objective`` (only layouts of
+    ``modes``, if given: a restricted search, e.g. a baseline's)."""
     kind = objective.kind
     sign = -1.0 if kind in MAXIMISE else 1.0
     stats = dict.fromkeys(("enumerated", "pruned_memory", "pruned_floor"), 0)
@@ -521,6 +526,9 @@ def prepare(
         job.id: _pairs(job, catalog, problem.cluster, objective, sign, max_subsets, stats)
         for job in problem.workloads.training
     }
+    if modes is not None:
+        for p in pairs.values():
+            p.pairs = [x for x in p.pairs if x[4].mode in modes]
     return Prepared(pairs, stats)
 
 
@@ -551,13 +559,14 @@ class Search:
         prune: bool = True,
         deadline: float | None = None,
         prepared: Prepared | None = None,
+        modes: tuple[str, ...] | None = None,
     ) -> None:
         self.problem, self.catalog = problem, catalog
         self.objective = objective or problem.objective
         self.prune, self.deadline = prune, deadline
         self.kind = self.objective.kind
         self.sign = -1.0 if self.kind in MAXIMISE else 1.0
-        prepared = prepared or prepare(problem, catalog, self.objective, max_subsets)
+        prepared = prepared or prepare(problem, catalog, self.objective, max_subsets, modes)
         self.stats = dict.fromkeys(
             ("enumerated", "pruned_memory", "pruned_floor", "pruned_bound", "columns"), 0
         )

@@ -386,8 +386,39 @@ def saved_plan_as_input(doc: Any) -> Any:
     return doc
 
 
+INPUT_KEY = "input"
+"""Where ``planner plan --out`` keeps the input sections it solved (cluster, workloads,
+objective), so that the saved result alone is a complete input."""
+
+
+def input_sections(problem: Problem) -> dict[str, Any]:
+    """The cluster, workloads, objective and name of ``problem`` as input sections (what a
+    saved result carries under :data:`INPUT_KEY`)."""
+    out: dict[str, Any] = {
+        "cluster": problem.cluster.model_dump(mode="json", exclude_defaults=True, by_alias=True),
+        "workloads": problem.workloads.model_dump(
+            mode="json", exclude_defaults=True, by_alias=True
+        ),
+        "objective": problem.objective.model_dump(
+            mode="json", exclude_defaults=True, by_alias=True
+        ),
+    }
+    if problem.name:
+        out["name"] = problem.name
+    return out
+
+
+def saved_input_sections(doc: Any) -> dict[str, Any]:
+    """The input sections a saved result carries (empty for any other document)."""
+    if isinstance(doc, dict) and set(doc) >= RESULT_KEYS and isinstance(doc.get(INPUT_KEY), dict):
+        return {k: v for k, v in doc[INPUT_KEY].items() if k in SECTIONS and k != "plan"}
+    return {}
+
+
 def load(*paths: str | Path, catalog: Catalog | None = None) -> Problem:
-    """Read, merge and validate input files into one :class:`Problem`."""
+    """Read, merge and validate input files into one :class:`Problem`. A saved result of
+    ``planner plan --out`` gives its plan, and the input sections it carries wherever no other
+    file gives them (so ``load("plan.json")`` alone is the problem with its plan)."""
     if not paths:
         raise PlannerInputError(
             [
@@ -397,13 +428,23 @@ def load(*paths: str | Path, catalog: Catalog | None = None) -> Problem:
             ]
         )
     docs, problems = [], []
+    embedded: list[tuple[str, dict[str, Any]]] = []
     for p in paths:
         try:
-            docs.append((str(p), saved_plan_as_input(read_document(Path(p)))))
+            raw = read_document(Path(p))
         except PlannerInputError as exc:
             problems.extend(exc.problems)
+            continue
+        docs.append((str(p), saved_plan_as_input(raw)))
+        embedded.append((str(p), saved_input_sections(raw)))
     if problems:
         raise PlannerInputError(problems)
+    given = {k for _, d in docs if isinstance(d, dict) for k in d}
+    for file, sections in embedded:
+        extra = {k: v for k, v in sections.items() if k not in given}
+        if extra:
+            docs.append((file, extra))
+            given |= set(extra)
     merged, origin = merge_documents(docs)
     if "cluster" not in merged:
         raise PlannerInputError(

@@ -475,3 +475,25 @@ def serving_sim_table(rows: list[dict[str, Any]]) -> Table:
             f"{r['target']:.0%}",
         )
     return t
+
+
+def explain_text(why: dict[str, Any]) -> Table:
+    """``planner explain`` in plain words: the objective, each job's configuration and
+    bottleneck, every constraint (binding first) and the alternatives."""
+    t = Table(title=f"why this plan ({why.get('source', '')})", show_header=False)
+    t.add_column("what", style="bold")
+    t.add_column("why")
+    if "objective" not in why:
+        for line in why.get("summary", []):
+            t.add_row("no plan", line)
+        return t
+    t.add_row("objective", f"{why['objective_kind']} {_fmt(why['objective'])}")
+    for j in why["jobs"]:
+        t.add_row(f"{j['job']}", f"{j['config']}\n{j['bottleneck']['text']}")
+    rules = sorted(why["constraints"], key=lambda c: not c["binding"])
+    for c in rules:
+        label = "[red]binds[/]" if c["binding"] else "[green]slack[/]"
+        t.add_row(label, c["text"])
+    for a in why["alternatives"]:
+        t.add_row("alternative", a["text"])
+    return t

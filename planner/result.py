@@ -34,6 +34,9 @@ class SolveOptions:
     export_model: str | None = None
     """Write the built formulation here before solving (``.lp`` for MILP, ``.pb.txt`` for
     CP-SAT)."""
+    layouts: tuple[str, ...] | None = None
+    """Only columns on these layout modes (``single``, ``pipeline``, ``data``); None: all.
+    The data-parallel baseline solves with ``("single", "data")``; ``greedy`` ignores it."""
 
 
 @dataclass(frozen=True)

@@ -113,8 +113,12 @@ def simulate_service(
     requests: int = 4000,
     seed: int = 0,
     warmup: float = 0.1,
+    bubble_ttft_s: list[float] | None = None,
 ) -> SimResult:
-    """Replay ``requests`` Poisson arrivals at ``rate_rps`` (default: the service's rate)."""
+    """Replay ``requests`` Poisson arrivals at ``rate_rps`` (default: the service's rate).
+    With a bubble credit (``cfg.prefill_in_bubbles_rps``) that share of the arrivals is
+    prefilled in training bubbles: its TTFT is drawn from ``bubble_ttft_s`` (slot wait plus
+    prefill, from :func:`planner.bubbles.slot_waits`), then it joins a decode engine."""
     model = catalog.model(service.model)
     rate = service.arrival_rate_rps if rate_rps is None else rate_rps
     engines: list[_Engine] = []
@@ -124,7 +128,8 @@ def simulate_service(
         engines.extend(_Engine(em, g.role) for _ in range(g.count))
     prefillers = [e for e in engines if e.role is not EngineRole.DECODE]
     decoders = [e for e in engines if e.role is not EngineRole.PREFILL]
-    if not prefillers or not decoders:
+    share = min(1.0, cfg.prefill_in_bubbles_rps / rate) if bubble_ttft_s else 0.0
+    if (not prefillers and share < 1.0) or not decoders:
         raise ValueError(
             f"{cfg.service}: the engines need at least one prefill-capable and one "
             "decode-capable engine (prefill + decode, or colocated)"
@@ -192,7 +197,17 @@ def simulate_service(
 
     while heap:
         now, _, kind, ei, payload = heapq.heappop(heap)
-        if kind == "arrive":
+        if kind == "arrive" and bubble_ttft_s and rng.random() < share:
+            assert isinstance(payload, _Req)
+            # Prefilled in a training bubble, then handed to the emptiest decode engine.
+            first = now + float(bubble_ttft_s[int(rng.integers(len(bubble_ttft_s)))])
+            payload.first = first
+            dst = max(decoders, key=lambda d: d.em.eng.kv_capacity_tokens - d.context)
+            if payload.output <= 1:
+                payload.last = first
+            else:
+                push(first + dst.em.handoff_s, "join", index[id(dst)], payload)
+        elif kind == "arrive":
             assert isinstance(payload, _Req)
             r = payload
             best, best_end, best_t = prefillers[0], math.inf, 0.0

@@ -199,3 +199,27 @@ def _send(
         arrived["F", op.chunk + 1, op.mb] = links.arrive(op.chunk, "F", end)
     elif op.kind == "B" and op.chunk > 0:
         arrived["B", op.chunk - 1, op.mb] = links.arrive(op.chunk - 1, "B", end)
+
+
+def link_utilisation(timeline: Timeline, m: TrainingMetrics) -> list[dict[str, float | str]]:
+    """Busy share of every WAN link (both directions) of one iteration: by the cost model
+    (``LinkUse.utilisation``: every pipeline's transfers over its iteration time) and by the
+    replay (each transfer of the replayed pipeline stands for one round of its DP-cell
+    rotation on the link, ``BoundaryUse.round_s``, over the replayed iteration)."""
+    rounds = {b.link: b.round_s for b in m.boundaries if b.link}
+    sent: dict[str, int] = {}
+    for link, _, _, _ in timeline.transfers:
+        sent[link] = sent.get(link, 0) + 1
+    out: list[dict[str, float | str]] = []
+    for u in m.wan:
+        link = f"{u.src_site}>{u.dst_site}"
+        busy = sent.get(link, 0) * rounds.get(link, 0.0)
+        out.append(
+            {
+                "link": link,
+                "bw_gbps": u.bw_gbps,
+                "cost_model": u.utilisation,
+                "replay": min(1.0, busy / timeline.iteration_s) if timeline.iteration_s else 0.0,
+            }
+        )
+    return out

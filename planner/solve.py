@@ -241,7 +241,7 @@ def _search(
     job, doubling) with a quick solve of the columns so far, each better plan tightening the
     bound for the columns left."""
     deadline = t0 + 0.8 * opts.time_limit_s
-    search = Search(problem, cat, goal, deadline=deadline)
+    search = Search(problem, cat, goal, deadline=deadline, modes=opts.layouts)
     shared = len(problem.workloads.training) > 1 or bool(
         problem.workloads.training and problem.workloads.inference
     )
@@ -250,7 +250,10 @@ def _search(
     if shared and backend != "exhaustive":
         sign = 1.0 if goal.kind in MAXIMISE else -1.0
         base = greedy(problem, cat, services)
-        if base is not None and not violations(problem, base, cat, goal):
+        # A greedy plan outside the allowed layouts is no incumbent of the restricted search.
+        spread = base is not None and any(len(c.placement) > 1 for c in base.training)
+        allowed = opts.layouts is None or "pipeline" in opts.layouts or not spread
+        if base is not None and allowed and not violations(problem, base, cat, goal):
             incumbent = _plan_value(problem, cat, goal, base)
         mod = importlib.import_module(f"planner.formulations.{backend}.model")
         new = FIRST

@@ -17,6 +17,7 @@ def test_core_imports_without_solvers():
         "import planner.check, planner.diagnose, planner.describe, planner.simulate\n"
         "import planner.bubbles, planner.formulations.index, planner.heuristics.greedy\n"
         "import planner.heuristics.exhaustive, planner.calibrate.fit, planner.calibrate.e2e\n"
+        "import planner.launch, planner.launchers, planner.explanation, planner.schema\n"
         "print('ok')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

@@ -3,9 +3,10 @@ against the request-level simulation, and planning conformance with inference se
 (backends agree, brute force confirms, plans re-verify, monotonicity).
 
 Tolerances: the numerical M/G/1 waiting time matches M/M/1 and M/D/1 closed forms within 2%
-(grid of 1024 points); analytic P90 TTFT and TPOT match the simulation of 20k requests
-within 20% (the worst measured gap is 16%, colocated TPOT at high load); objectives agree
-to a relative 1e-6 as in tests/test_planner.py.
+(``serving.GRID`` points); analytic P90 TTFT and TPOT match the simulation of 20k requests
+within 20% at 40% and 80% of goodput (the worst measured gap is 8.4%, colocated TPOT; see
+docs/serving.md for the tables and for the attainment at 90% and 100% of goodput);
+objectives agree to a relative 1e-6 as in tests/test_planner.py.
 """
 
 from __future__ import annotations
@@ -264,6 +265,12 @@ def test_prefill_in_bubbles_credits_the_training_plan(catalog) -> None:
     assert violations(problem, result.plan, catalog) == []
     m = result.serving[0]
     assert m.prefill_capacity_rps >= m.rate_rps
+    # Requests routed to the bubbles (slot wait + prefill) and the rest meet the SLO in the
+    # request-level replay of the joint plan.
+    from planner import api
+
+    rows = api.simulate_serving(problem.model_copy(update={"plan": result.plan}), catalog, 5000)
+    assert rows[0]["ttft_attainment"] >= 0.9 - 0.02 and rows[0]["tpot_attainment"] >= 0.88
     too_much = cfg.model_copy(update={"prefill_in_bubbles_rps": 1e5})
     bad = result.plan.model_copy(update={"serving": [too_much]})
     assert any("bubbles" in v for v in violations(problem, bad, catalog))
