@@ -22,6 +22,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from bench import timed  # planner/calibrate/bench.py (this script runs from its folder)
 
 LAYERS = 8
 MODELS = {
@@ -72,19 +73,6 @@ class Layer:
         return self._out(x, attn)
 
 
-def timed(fn, iters: int = 10, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    a.record()
-    for _ in range(iters):
-        fn()
-    b.record()
-    torch.cuda.synchronize()
-    return a.elapsed_time(b) / 1e3 / iters
-
-
 def bench(name: str) -> dict:
     h, heads, kv, ffn = MODELS[name]
     layers = [Layer(h, heads, kv, ffn) for _ in range(LAYERS)]
@@ -98,7 +86,7 @@ def bench(name: str) -> dict:
                 for layer in layers:
                     y = layer.prefill(y)
 
-            prefill.append({"tokens": n, "layer_s": timed(run) / LAYERS})
+            prefill.append({"tokens": n, "layer_s": timed(run, iters=10) / LAYERS})
         decode = []
         for batch, ctx in DECODE:
             d = h // heads
@@ -126,7 +114,7 @@ def bench(name: str) -> dict:
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 step()
-            eager = timed(step) / LAYERS
+            eager = timed(step, iters=10) / LAYERS
             graphed = timed(graph.replay, iters=50) / LAYERS
             decode.append(
                 {"batch": batch, "context": ctx, "layer_s": graphed, "eager_layer_s": eager}
