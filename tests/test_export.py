@@ -4,7 +4,6 @@ frameworks' own definitions, every rank placed once."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -99,23 +98,17 @@ SBATCH_OPTIONS = {"--job-name", "--nodes", "--ntasks-per-node", "--gpus-per-node
 # vLLM: `vllm serve` engine arguments (docs.vllm.ai, v0.8.5).
 VLLM_FLAGS = {"--tensor-parallel-size", "--pipeline-parallel-size"}
 
-SLOW = {"mt-geo-carbon", "mt-mixed-gpus-services", "mt-quotas-deadlines"}
-"""Medium multi-tenant instances whose plans take 10-20 s to find: exported when
-PLANNER_SLOW_TESTS is set (mt-power-bound-site covers two jobs and a service meanwhile)."""
 INSTANCES = sorted((ROOT / "instances").glob("*.yaml"))
 
 
 def _planned(path: Path) -> Problem | None:
-    """The instance with its plan: its plan: section, else greedy for training-only
-    problems (milp when greedy finds none), else milp."""
+    """The instance with its plan: its plan: section, else the greedy plan (training and
+    services; fast), else milp's when greedy finds none."""
     problem = load(path)
     if problem.plan is not None:
         return problem
-    backend = "greedy" if not problem.workloads.inference else "milp"
-    if path.stem == "mt-power-bound-site":
-        backend = "greedy"
-    result = plan(problem, backend=backend)
-    if result.plan is None and backend == "greedy":
+    result = plan(problem, backend="greedy")
+    if result.plan is None:
         result = plan(problem, backend="milp")
     return None if result.plan is None else problem.model_copy(update={"plan": result.plan})
 
@@ -126,8 +119,6 @@ def _flags(text: str) -> list[str]:
 
 @pytest.mark.parametrize("path", INSTANCES, ids=lambda p: p.stem)
 def test_every_export_of_every_instance_plan(path: Path) -> None:
-    if path.stem in SLOW and not os.environ.get("PLANNER_SLOW_TESTS"):
-        pytest.skip("slow instance (set PLANNER_SLOW_TESTS=1)")
     problem = _planned(path)
     if problem is None:
         assert path.stem == "tiny-infeasible-405b"
