@@ -295,7 +295,7 @@ def resolve_without(
             break
         if all(any(c.job == j for c in sub.columns) for j in sub.jobs):
             quick = replace(opts, time_limit_s=max(1.0, 0.2 * opts.time_limit_s))
-            found = _formulation(problem, cat, sub, backend, quick, t0, 0.0)
+            found = _formulation(problem, cat, sub, None, backend, quick, t0, 0.0)
             if found.ok and found.objective is not None:
                 value = found.objective
                 if incumbent is None or sign * value > sign * incumbent:
@@ -308,7 +308,7 @@ def resolve_without(
             goal.kind.value,
             explanation=f"no other configuration of {cfg.job} is feasible",
         )
-    return _formulation(problem, cat, sub, backend, opts, t0, time.perf_counter() - t0)
+    return _formulation(problem, cat, sub, None, backend, opts, t0, time.perf_counter() - t0)
 
 
 def _num(x: float) -> str:

@@ -157,7 +157,9 @@ def plan(
         return _greedy_result(problem, cat, goal, t0)
     # Enumeration may use most of the time limit; the solver gets the rest (at least 1 s).
     services = service_options(problem.workloads.inference, problem.cluster, cat, goal)
-    space = _search(problem, cat, goal, services, backend, opts, t0)
+    # The greedy plan: the first incumbent of a shared search and both formulations' warm start.
+    base = greedy(problem, cat, services) if backend != "exhaustive" else None
+    space = _search(problem, cat, goal, services, base, backend, opts, t0)
     enum_s = time.perf_counter() - t0
     left = max(1.0, opts.time_limit_s - enum_s)
     opts = replace(opts, time_limit_s=left)
@@ -209,7 +211,7 @@ def plan(
         if result.ok and status is Status.OPTIMAL:
             result.bound, result.gap = result.objective, 0.0
     else:
-        result = _formulation(problem, cat, space, backend, opts, t0, enum_s)
+        result = _formulation(problem, cat, space, base, backend, opts, t0, enum_s)
     if result.status is Status.INFEASIBLE and not result.explanation:
         result.explanation = explain_infeasible(problem, cat, space)
     return result
@@ -230,6 +232,7 @@ def _search(
     cat: Catalog,
     goal: Objective,
     services: ServiceSpace,
+    base: Plan | None,
     backend: str,
     opts: SolveOptions,
     t0: float,
@@ -249,7 +252,6 @@ def _search(
     incumbent: float | None = None
     if shared and backend != "exhaustive":
         sign = 1.0 if goal.kind in MAXIMISE else -1.0
-        base = greedy(problem, cat, services)
         # A greedy plan outside the allowed layouts is no incumbent of the restricted search.
         spread = base is not None and any(len(c.placement) > 1 for c in base.training)
         allowed = opts.layouts is None or "pipeline" in opts.layouts or not spread
@@ -363,6 +365,7 @@ def _formulation(
     problem: Problem,
     cat: Catalog,
     space: Space,
+    base: Plan | None,
     backend: str,
     opts: SolveOptions,
     t0: float,
@@ -371,7 +374,6 @@ def _formulation(
     mod = importlib.import_module(f"planner.formulations.{backend}.model")
     built = mod.build(space, problem.cluster)
     if opts.warm_start:
-        base = greedy(problem, cat, space.services)
         warm = choices_for(space, base) if base is not None else None
         counts = counts_for(space.services, base) if base is not None else None
         if warm is not None and counts is not None and (warm or counts):
