@@ -308,15 +308,3 @@ def evaluate_serving(
         cost_usd_per_h=usd + rental,
         warnings=warnings,
     )
-
-
-def per_hour_value(m: ServingMetrics, kind: str) -> float:
-    """Energy (facility kWh), carbon (kg) or money (USD) per hour of serving."""
-    return {"energy": m.energy_kwh_per_h, "carbon": m.carbon_kg_per_h, "cost": m.cost_usd_per_h}[
-        kind
-    ]
-
-
-def joules_per_request(m: ServingMetrics) -> float:
-    """Average IT energy per request at the demand rate."""
-    return m.average_w / m.rate_rps if m.rate_rps > 0 else math.inf
